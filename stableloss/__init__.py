@@ -1,0 +1,33 @@
+"""stableloss: segmentation losses that stay finite under mixed precision.
+
+Every loss is a function and a thin class over it, for ``"binary"``, ``"multiclass"`` and
+``"multilabel"`` targets in 2D and 3D. The classes take the same leading arguments as
+``segmentation_models_pytorch.losses``. Loss and gradient are finite for every finite or infinite
+input in float32, float16/bfloat16 autocast and plain half tensors; the loss is returned in float32.
+"""
+
+from stableloss._activation import LOGIT_LIMIT
+from stableloss.combined import BoundaryAwareLoss, CombinedLoss, boundary_aware_loss
+from stableloss.dice import DiceLoss, dice_loss
+from stableloss.focal import FocalLoss, focal_loss
+from stableloss.log_cosh import LogCoshDiceLoss, log_cosh_dice_loss
+from stableloss.tversky import JaccardLoss, TverskyLoss, jaccard_loss, tversky_loss
+
+__version__ = "0.1.0"
+
+__all__ = sorted([
+    "BoundaryAwareLoss",
+    "CombinedLoss",
+    "DiceLoss",
+    "FocalLoss",
+    "JaccardLoss",
+    "LOGIT_LIMIT",
+    "LogCoshDiceLoss",
+    "TverskyLoss",
+    "boundary_aware_loss",
+    "dice_loss",
+    "focal_loss",
+    "jaccard_loss",
+    "log_cosh_dice_loss",
+    "tversky_loss",
+])
