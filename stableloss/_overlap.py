@@ -83,7 +83,7 @@ def soft_probabilities(input: Tensor, *, mode: str, from_logits: bool, valid: Op
     return probs
 
 
-def overlap_statistics(probs: Tensor, target: Tensor, *, per_image: bool) -> Overlap:
+def overlap_statistics(probs: Tensor, target: Tensor, *, per_image: bool, global_batch: bool = False) -> Overlap:
     """Soft TP, FP and FN per class from ``(N, C, S)`` float32 probabilities and targets.
 
     Args:
@@ -91,6 +91,7 @@ def overlap_statistics(probs: Tensor, target: Tensor, *, per_image: bool) -> Ove
         target: ``(N, C, S)`` float32 targets in [0, 1], 0 at ignored pixels.
         per_image: Sum over each image separately (``(N, C)`` statistics) instead of over the batch
             (``(C,)``, the batch Dice of segmentation-models-pytorch).
+        global_batch: Add the sums over all ``torch.distributed`` ranks (see :func:`all_reduce_sums`).
 
     Returns:
         :class:`Overlap` of float32 tensors.
@@ -99,7 +100,28 @@ def overlap_statistics(probs: Tensor, target: Tensor, *, per_image: bool) -> Ove
     pred_sum = probs.sum(dim=dims, dtype=torch.float32)
     target_sum = target.sum(dim=dims, dtype=torch.float32)
     error_sum = (probs - target).abs().sum(dim=dims, dtype=torch.float32)
+    if global_batch:
+        pred_sum, target_sum, error_sum = all_reduce_sums(torch.stack([pred_sum, target_sum, error_sum])).unbind(0)
     return overlap_from_sums(pred_sum, target_sum, error_sum)
+
+
+def all_reduce_sums(sums: Tensor) -> Tensor:
+    """Sum ``sums`` over all ranks of the default process group, with gradient.
+
+    Without an initialised process group (or with one rank) this returns ``sums`` unchanged, so
+    the same code runs with and without ``torchrun``. The backward pass all-reduces the gradient
+    too: each rank's input gradient is then ``world_size`` times its slice of the single-process
+    gradient, the same convention as a loss averaged over the local batch, so that after
+    ``DistributedDataParallel`` averages parameter gradients over ranks they equal those of one
+    process on the concatenated batch.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return sums
+    from torch.distributed.nn.functional import all_reduce
+
+    return all_reduce(sums)
 
 
 def overlap_from_sums(pred_sum: Tensor, target_sum: Tensor, error_sum: Tensor) -> Overlap:
