@@ -42,7 +42,7 @@ class Overlap(NamedTuple):
 
 
 def flatten_target(
-    target: Tensor, *, mode: str, num_classes: int, ignore_index: Optional[int]
+    target: Tensor, *, mode: str, num_classes: int, ignore_index: Optional[int], dtype: torch.dtype = torch.float32
 ) -> Tuple[Tensor, Optional[Tensor]]:
     """Bring a target to a float32 ``(N, C, S)`` tensor and a boolean validity mask.
 
@@ -52,6 +52,7 @@ def flatten_target(
         mode: One of ``"binary"``, ``"multiclass"``, ``"multilabel"``.
         num_classes: ``C``, the input's channel count.
         ignore_index: Target value whose pixels are left out, or ``None``.
+        dtype: Floating dtype of the returned target (the dtype the loss computes in).
 
     Returns:
         ``(target, valid)``: ``target`` is float32 ``(N, C, S)`` (one-hot for multiclass) with
@@ -66,10 +67,10 @@ def flatten_target(
         one_hot = labels == class_ids
         if valid is not None:
             one_hot = one_hot & valid
-        return one_hot.float(), valid
+        return one_hot.to(dtype), valid
     flat = target.reshape(batch, num_classes, -1)
     valid = None if ignore_index is None else flat != ignore_index
-    flat = flat.float()
+    flat = flat.to(dtype)
     if valid is not None:
         flat = torch.where(valid, flat, 0.0)
     return flat, valid
@@ -97,9 +98,10 @@ def overlap_statistics(probs: Tensor, target: Tensor, *, per_image: bool, global
         :class:`Overlap` of float32 tensors.
     """
     dims = (2,) if per_image else (0, 2)
-    pred_sum = probs.sum(dim=dims, dtype=torch.float32)
-    target_sum = target.sum(dim=dims, dtype=torch.float32)
-    error_sum = (probs - target).abs().sum(dim=dims, dtype=torch.float32)
+    # probs and target are float32 (float64 for float64 input): the sums accumulate in that dtype.
+    pred_sum = probs.sum(dim=dims)
+    target_sum = target.sum(dim=dims)
+    error_sum = (probs - target).abs().sum(dim=dims)
     if global_batch:
         pred_sum, target_sum, error_sum = all_reduce_sums(torch.stack([pred_sum, target_sum, error_sum])).unbind(0)
     return overlap_from_sums(pred_sum, target_sum, error_sum)

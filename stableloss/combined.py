@@ -76,7 +76,8 @@ class CombinedLoss(nn.Module):
         out = {}
         for name, term in self._terms.items():
             fn = self.losses[name] if name in self.losses else term
-            out[name] = fn(input, target).float()
+            value = fn(input, target)
+            out[name] = value if value.dtype == torch.float64 else value.float()
         return out
 
     def combine(self, components: Mapping[str, Tensor]) -> Tensor:

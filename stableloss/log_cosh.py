@@ -61,7 +61,7 @@ def log_cosh_dice_loss(
         - input: ``(N, C, *S)``; output: scalar, or ``(C,)`` / ``(N, C)`` with ``reduction="none"``.
 
     Returns:
-        The loss, float32.
+        The loss, float32 (float64 for a float64 input).
 
     Example:
         >>> logits = torch.zeros(1, 1, 4, 4)

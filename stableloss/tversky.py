@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from stableloss import _checks
+from stableloss._activation import compute_dtype
 from stableloss._overlap import Overlap, flatten_target, overlap_statistics, soft_probabilities
 from stableloss._reduction import check_reduction, reduce_loss
 
@@ -61,7 +62,8 @@ def tversky_class_losses(
     input = _checks.check_input(input, mode=mode, from_logits=from_logits)
     target = _checks.check_target(target, input, mode=mode, ignore_index=ignore_index, validate_args=validate_args)
 
-    flat_target, valid = flatten_target(target, mode=mode, num_classes=input.shape[1], ignore_index=ignore_index)
+    flat_target, valid = flatten_target(target, mode=mode, num_classes=input.shape[1], ignore_index=ignore_index,
+                                        dtype=compute_dtype(input.dtype))
     probs = soft_probabilities(input, mode=mode, from_logits=from_logits, valid=valid)
     overlap = overlap_statistics(probs, flat_target, per_image=per_image, global_batch=global_batch)
     loss = tversky_from_overlap(overlap, alpha=alpha, beta=beta, smooth=smooth, eps=eps, log_loss=log_loss)
@@ -107,13 +109,13 @@ def focal_power(loss: Tensor, gamma: float) -> Tensor:
 
 
 def resolve_class_weights(weights: Weights, *, mode: str, num_classes: int, device: torch.device) -> Optional[Tensor]:
-    """Per-class weights as a float32 tensor on ``device``, checked against ``num_classes``."""
+    """Per-class weights as a tensor on ``device``, checked against ``num_classes``."""
     if weights is None:
         return None
     if not isinstance(weights, Tensor):
         weights = _checks.check_weights("class_weights", weights, mode=mode)
     _checks.check_class_count("class_weights", weights, num_classes)
-    return weights.to(device=device, dtype=torch.float32)
+    return weights.to(device=device)
 
 
 def reduce_class_losses(
@@ -203,10 +205,10 @@ def tversky_loss(
     Shape:
         - input: ``(N, C, *S)`` with 1 to 3 spatial dims ``S``.
         - target: see ``target`` above.
-        - output: scalar, or ``(C,)`` / ``(N, C)`` with ``reduction="none"``; always float32.
+        - output: scalar, or ``(C,)`` / ``(N, C)`` with ``reduction="none"``; float32 (float64 for a float64 input).
 
     Returns:
-        The loss, float32.
+        The loss, float32 (float64 for a float64 input).
 
     Example:
         >>> logits = torch.tensor([[[[4.0, -4.0], [4.0, -4.0]]]])
