@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from stableloss import _checks
 from stableloss._activation import compute_dtype
-from stableloss._overlap import Overlap, flatten_target, overlap_statistics, soft_probabilities
+from stableloss._overlap import Overlap, flatten_target, overlap_statistics
 from stableloss._reduction import check_reduction, reduce_loss
 
 Weights = Union[None, Sequence[float], Tensor]
@@ -64,8 +64,8 @@ def tversky_class_losses(
 
     flat_target, valid = flatten_target(target, mode=mode, num_classes=input.shape[1], ignore_index=ignore_index,
                                         dtype=compute_dtype(input.dtype))
-    probs = soft_probabilities(input, mode=mode, from_logits=from_logits, valid=valid)
-    overlap = overlap_statistics(probs, flat_target, per_image=per_image, global_batch=global_batch)
+    overlap = overlap_statistics(input, flat_target, mode=mode, from_logits=from_logits, valid=valid,
+                                 per_image=per_image, global_batch=global_batch)
     loss = tversky_from_overlap(overlap, alpha=alpha, beta=beta, smooth=smooth, eps=eps, log_loss=log_loss)
     loss = focal_power(loss, gamma)
     if ignore_empty:
