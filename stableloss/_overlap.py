@@ -177,6 +177,26 @@ def overlap_statistics(
     return overlap_from_sums(*sums.unbind(0))
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks; the backward sums the gradient over ranks too (each rank's loss used the sum)."""
+
+    @staticmethod
+    def forward(ctx, sums):  # type: ignore[override]
+        import torch.distributed as dist
+
+        total = sums.clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        import torch.distributed as dist
+
+        total = grad.clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total
+
+
 def all_reduce_sums(sums: Tensor) -> Tensor:
     """Sum ``sums`` over all ranks of the default process group, with gradient.
 
@@ -191,9 +211,7 @@ def all_reduce_sums(sums: Tensor) -> Tensor:
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return sums
-    from torch.distributed.nn.functional import all_reduce
-
-    return all_reduce(sums)
+    return _AllReduceSum.apply(sums)
 
 
 def overlap_from_sums(pred_sum: Tensor, target_sum: Tensor, error_sum: Tensor) -> Overlap:
