@@ -1,21 +1,20 @@
 """The one place that turns (input, target) into overlap statistics: TP, FP and FN per class.
 
-The statistics are computed from three float32 sums per class (and per image, with
-``per_image=True``):
+Three float32 sums per class (and per image, with ``per_image=True``), each of non-negative terms:
 
 .. math::
 
-    P = \\sum_i p_i, \\qquad T = \\sum_i t_i, \\qquad E = \\sum_i |p_i - t_i|
+    TP = \\sum_i \\min(p_i, t_i), \\qquad FP = \\sum_i \\max(p_i - t_i, 0), \\qquad
+    FN = \\sum_i \\max(t_i - p_i, 0)
 
-    TP = (P + T - E) / 2, \\qquad FP = (E + P - T) / 2, \\qquad FN = (E - P + T) / 2
-
-For hard labels these equal the textbook :math:`\\sum p t`, :math:`\\sum p (1 - t)` and
-:math:`\\sum (1 - p) t`. For soft labels they are the semimetric form of Wang and Blaschko (2023),
-used by segmentation-models-pytorch too, whose loss is 0 exactly when ``p == t``. Both FP and FN are
-differences bounded by ``E``, so a near-perfect prediction keeps its small loss to float32 precision
-instead of losing it in ``1 - score``. The sums are float32 whatever the input dtype, so they never
-overflow at 65504 as float16 sums do. They are plain sums, so a distributed run can add them
-across ranks before the score is formed.
+For hard labels these are the textbook :math:`\\sum p t`, :math:`\\sum p (1 - t)` and
+:math:`\\sum (1 - p) t`. For soft labels they are the semimetric counts of Wang and Blaschko (2023),
+``TP = (sum p + sum t - sum |p - t|) / 2`` as in segmentation-models-pytorch, whose loss is 0 exactly
+when ``p == t``. Summing non-negative terms directly (rather than deriving one count from the others
+by subtraction) keeps each count to float32 relative precision when it is tiny: a near-perfect
+prediction keeps its small loss, and a hopeless one keeps its small Dice score for ``log_loss``. The
+sums are float32 whatever the input dtype, so they never overflow at 65504 as float16 sums do; they
+are plain sums, so a distributed run can add them across ranks before the score is formed.
 """
 
 from __future__ import annotations
@@ -77,12 +76,12 @@ def flatten_target(
 
 
 class _OverlapSums(torch.autograd.Function):
-    """The sums P, T and E in one pass, with a hand-written backward.
+    """The sums TP, FP and FN, with a hand-written backward.
 
-    Autograd through ``sigmoid -> sub -> abs -> sum`` would keep three full-size intermediates
-    and allocate as many again in the backward pass. Here only the probabilities are kept, the
-    forward works in place on its own buffers, and the backward is
-    ``dL/dp = g_P + g_E * sign(p - t)`` followed by the activation's backward
+    Autograd through ``sigmoid -> minimum/sub/clamp -> sum`` would keep several full-size
+    intermediates and allocate as many again in the backward pass. Here only the probabilities are
+    kept, the forward reuses its own buffers, and the backward is
+    ``dL/dp = A + B * sign(p - t)`` (constants per class) followed by the activation's backward
     (``sigmoid_backward`` / ``_softmax_backward_data``; identity for the straight-through clamp of
     probabilities). Ignored pixels have ``p = 0`` and get gradient 0.
     """
@@ -92,27 +91,31 @@ class _OverlapSums(torch.autograd.Function):
         probs = activate(input, activation)
         if valid is not None:
             probs.mul_(valid)
-        pred_sum = probs.sum(dim=dims)
-        target_sum = target.sum(dim=dims)
-        error_sum = torch.sub(probs, target).abs_().sum(dim=dims)
+        work = torch.minimum(probs, target)
+        tp = work.sum(dim=dims)
+        difference = torch.sub(probs, target)
+        fp = torch.clamp_min(difference, 0.0, out=work).sum(dim=dims)
+        fn = difference.neg_().clamp_min_(0.0).sum(dim=dims)
         ctx.save_for_backward(probs, target, valid)
         ctx.activation, ctx.dims, ctx.input_dtype = activation, dims, input.dtype
-        return torch.stack([pred_sum, target_sum, error_sum])
+        return torch.stack([tp, fp, fn])
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         probs, target, valid = ctx.saved_tensors
         shape = (1, -1, 1) if ctx.dims == (0, 2) else (probs.shape[0], probs.shape[1], 1)
-        g_pred, g_target, g_error = (g.reshape(shape) for g in grad.unbind(0))
+        g_tp, g_fp, g_fn = (g.reshape(shape) for g in grad.unbind(0))
+        # With s = sign(p - t): dTP/dp = (1 - s)/2, dFP/dp = (1 + s)/2, dFN/dp = (s - 1)/2, and
+        # dTP/dt = (1 + s)/2, dFP/dt = -(1 + s)/2, dFN/dt = (1 - s)/2 (s = 0 splits evenly).
         sign = torch.sub(probs, target).sign_()
         grad_target = None
         if ctx.needs_input_grad[1]:
-            grad_target = g_target - sign * g_error
+            grad_target = sign * ((g_tp - g_fp - g_fn) / 2) + (g_tp - g_fp + g_fn) / 2
             if valid is not None:
                 grad_target = grad_target * valid
         grad_input = None
         if ctx.needs_input_grad[0]:
-            grad_probs = sign.mul_(g_error).add_(g_pred)
+            grad_probs = sign.mul_((g_fp + g_fn - g_tp) / 2).add_((g_tp + g_fp - g_fn) / 2)
             if valid is not None:
                 grad_probs.mul_(valid)
             grad_input = activation_backward(grad_probs, probs, ctx.activation).to(ctx.input_dtype)
@@ -174,7 +177,7 @@ def overlap_statistics(
     sums = _OverlapSums.apply(flat, target, valid, activation, dims)
     if global_batch:
         sums = all_reduce_sums(sums)
-    return overlap_from_sums(*sums.unbind(0))
+    return Overlap(*sums.unbind(0))
 
 
 class _AllReduceSum(torch.autograd.Function):
@@ -212,14 +215,3 @@ def all_reduce_sums(sums: Tensor) -> Tensor:
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return sums
     return _AllReduceSum.apply(sums)
-
-
-def overlap_from_sums(pred_sum: Tensor, target_sum: Tensor, error_sum: Tensor) -> Overlap:
-    """:class:`Overlap` from the three sums P, T and E (see the module docstring)."""
-    imbalance = pred_sum - target_sum
-    # No clamping at 0: rounding can leave -1e-7, and a clamp there would cut the very gradient
-    # that moves a completely wrong prediction.
-    tp = (pred_sum + target_sum - error_sum) / 2
-    fp = (error_sum + imbalance) / 2
-    fn = (error_sum - imbalance) / 2
-    return Overlap(tp, fp, fn)

@@ -87,11 +87,10 @@ def tversky_from_overlap(
     errors = alpha * fp + beta * fn
     denominator = tp + errors + smooth
     clamped = denominator.clamp_min(eps)
-    loss = torch.where(denominator >= eps, errors, clamped - tp - smooth) / clamped
     if log_loss:
-        # -log(max(TI, eps)) with TI = 1 - loss, accurate for small losses.
-        return -torch.log1p(-loss.clamp(max=1.0 - eps))
-    return loss
+        # -log(max(TI, eps)), from TI itself: TP is accurate even where TI is tiny.
+        return -torch.log(((tp + smooth) / clamped).clamp_min(eps))
+    return torch.where(denominator >= eps, errors, clamped - tp - smooth) / clamped
 
 
 def focal_power(loss: Tensor, gamma: float) -> Tensor:
