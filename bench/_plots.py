@@ -9,6 +9,8 @@ from typing import List
 import _common as C
 
 COLORS = {"stableloss": "tab:blue", "smp": "tab:orange", "monai": "tab:green", "stableloss-noval": "tab:purple"}
+WIDTHS = {"stableloss": 3.5, "smp": 2.0, "monai": 1.0, "stableloss-noval": 1.0}
+"""Line widths: thick to thin, so that coinciding curves all stay visible."""
 FLOOR = 1e-12
 """Gradient norms below this (including exact zeros) are drawn at it, on the dotted line."""
 
@@ -45,13 +47,13 @@ def plot_sweep(plt, path: str, rows: List[dict], contexts: List[str]) -> None:
                         continue
                     xs = [r["scale"] for r in pts]
                     ys = [max(r["grad_norm"], FLOOR) if math.isfinite(r["grad_norm"]) else math.nan for r in pts]
-                    ax.plot(xs, ys, style, color=COLORS[source], lw=1.2, label=f"{source} {direction}")
+                    ax.plot(xs, ys, style, color=COLORS[source], lw=WIDTHS[source], label=f"{source} {direction}")
                     bad = [r["scale"] for r in pts if not r["loss_finite"] or r["nonfinite_grad"] > 0]
-                    ax.plot(bad, [1e3] * len(bad), "x", color=COLORS[source], ms=6)
+                    ax.plot(bad, [1e1] * len(bad), "x", color=COLORS[source], ms=6)
             ax.axhline(FLOOR, color="0.6", lw=0.6, ls=":")
             ax.set_xscale("log")
             ax.set_yscale("log")
-            ax.set_ylim(FLOOR / 10, 1e4)
+            ax.set_ylim(FLOOR / 10, 1e2)
             if i == 0:
                 ax.set_title(loss, fontsize=9)
             if j == 0:
