@@ -207,12 +207,15 @@ def fwd_bwd(fn: LossFn, x: Tensor, t: Tensor, autocast: Optional[torch.dtype]) -
 
 
 def time_interleaved(
-    fns: Dict[str, LossFn], x: Tensor, t: Tensor, *, autocast: Optional[torch.dtype], warmup: int, repeats: int
+    fns: Dict[str, LossFn], x: Tensor, t: Tensor, *, autocast: Optional[torch.dtype], warmup: int, repeats: int,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> Dict[str, List[float]]:
     """Seconds per forward+backward, ``repeats`` times each, the implementations interleaved.
 
     Interleaving (A B C A B C ...) spreads machine noise (other processes, frequency changes)
     evenly over the implementations, so their ratios stay meaningful on a shared machine.
+    ``clock`` is wall time by default; ``time.thread_time`` counts only the CPU time of this
+    thread, which leaves out the time other processes hold the core (valid with one torch thread).
     """
     for fn in fns.values():
         for _ in range(warmup):
@@ -222,10 +225,10 @@ def time_interleaved(
     for _ in range(repeats):
         for name, fn in fns.items():
             sync(x.device)
-            start = time.perf_counter()
+            start = clock()
             fwd_bwd(fn, x, t, autocast)
             sync(x.device)
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return times
 
 

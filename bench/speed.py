@@ -32,6 +32,7 @@ import json
 import math
 import os
 import sys
+import time
 from typing import Dict, List, Optional
 
 import torch
@@ -57,10 +58,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=None, help="timed passes per implementation (default 20, quick 10)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed passes per implementation first")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--clock", choices=("wall", "thread"), default="wall",
+                        help="wall time, or this thread's CPU time (CPU only, needs --threads 1): on a shared "
+                             "machine it leaves out the time other processes hold the core")
     parser.add_argument("--profile", default=None, metavar="LOSS", help="print a torch.profiler table for LOSS instead")
     parser.add_argument("--out", default="bench_results", help="output folder (default bench_results/)")
     args = parser.parse_args(argv)
     args.repeats = args.repeats or (10 if args.quick else 20)
+    if args.clock == "thread" and args.threads != 1:
+        parser.error("--clock thread needs --threads 1 (it counts the main thread's CPU time only)")
     return args
 
 
@@ -85,7 +91,8 @@ def bench_case(impls: List[C.Impl], shape, precision: str, device, args) -> List
         except Exception as err:  # an anchor that does not support this dtype
             failed[name] = f"{type(err).__name__}: {str(err).splitlines()[0][:80]}"
             del fns[name]
-    times = C.time_interleaved(fns, x, t, autocast=autocast, warmup=args.warmup, repeats=args.repeats)
+    clock = time.thread_time if args.clock == "thread" else time.perf_counter
+    times = C.time_interleaved(fns, x, t, autocast=autocast, warmup=args.warmup, repeats=args.repeats, clock=clock)
     rows = []
     label = "x".join(map(str, shape))
     for name in fns:
@@ -144,8 +151,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     impls = C.build_impls(args.losses.split(","), args.sources.split(","))
     meta = C.metadata(device)
+    meta["clock"] = args.clock
+    if args.clock == "thread" and device.type == "cuda":
+        raise SystemExit("--clock thread measures CPU time; use the wall clock on CUDA")
     print(f"device {meta['device']} ({meta['device_name']}), torch {torch.__version__}, {meta['torch_threads']} threads, "
-          f"{args.repeats} timed passes after {args.warmup} warm-up, commit {meta['commit']}")
+          f"{args.repeats} timed passes after {args.warmup} warm-up, {args.clock} clock, commit {meta['commit']}")
     rows: List[dict] = []
     cases = [(shapes[k], p) for k in shape_keys for p in precisions]
     for shape, precision in _progress(cases):
