@@ -278,6 +278,17 @@ def git_commit() -> str:
         return "unknown"
 
 
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def metadata(device: torch.device) -> dict:
     """Versions, device, threads and commit of this run."""
     versions = {"python": platform.python_version(), "torch": torch.__version__, "stableloss": sl.__version__}
@@ -287,7 +298,7 @@ def metadata(device: torch.device) -> dict:
     info = {
         "versions": versions,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),

@@ -153,18 +153,23 @@ def boundary(impls: List[C.Impl], shape, device, progress) -> List[dict]:
 
 
 def sweep_summary(rows: List[dict], scales) -> List[dict]:
-    """One line per implementation and context: non-finite cases and a few gradient norms."""
+    """One line per implementation and context: non-finite cases, cases whose gradient is exactly 0
+    where the float32 one is not (``zero_grad``: the gradient was lost), and a few gradient norms."""
     out: Dict[tuple, dict] = {}
     low, high = min(scales), max(scales)
+    reference = {(r["source"], r["loss"], r["direction"], r["scale"]): r.get("grad_norm", math.nan)
+                 for r in rows if r["context"] == "float32"}
     for r in rows:
         key = (f"{r['source']}:{r['loss']}", r["context"])
-        line = out.setdefault(key, dict(impl=key[0], context=key[1], nonfinite=0, cases=0))
+        line = out.setdefault(key, dict(impl=key[0], context=key[1], nonfinite=0, zero_grad=0, cases=0))
         line["cases"] += 1
         if "error" in r:
             line["error"] = r["error"]
             continue
         if not r["loss_finite"] or r["nonfinite_grad"] > 0:
             line["nonfinite"] += 1
+        if r["grad_norm"] == 0 and reference.get((r["source"], r["loss"], r["direction"], r["scale"]), 0) > 0:
+            line["zero_grad"] += 1
         if r["scale"] in (low, high):
             line[f"|g| {r['direction']} s={r['scale']:g}"] = r["grad_norm"]
     return list(out.values())
@@ -206,7 +211,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     summary = sweep_summary(sweep_rows, scales)
     print(f"\n== logit-scale sweep, {'x'.join(map(str, sizes['sweep']))}: non-finite cases of "
-          f"{len(scales) * 2} (loss or any gradient element), gradient norms ==")
+          f"{len(scales) * 2} (loss or any gradient element), "
+          f"zero_grad: gradient exactly 0 where float32's is not; gradient norms ==")
     print(C.format_table(summary, list(dict.fromkeys(k for r in summary for k in r))))
     print("\n== fp16 cast of float32 gradients (fractions of non-zero elements); _scaled: x 2**16 first ==")
     cols = ["shape", "loss", "source", "median_abs_grad", "zero", "subnormal", "zero_scaled", "subnormal_scaled", "inf_scaled"]
