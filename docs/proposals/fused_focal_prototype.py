@@ -1,3 +1,6 @@
+# Prototype for the lead (not part of the library): sigmoid focal loss (gamma 2, mean) as one
+# autograd.Function whose closed-form gradient is computed in forward, against stableloss and smp.
+# Run: PYTHONPATH=. python docs/proposals/fused_focal_prototype.py
 import sys, torch, torch.nn.functional as F
 sys.path.insert(0, "bench")
 import _common as C, stableloss as sl, segmentation_models_pytorch as smp
@@ -30,7 +33,7 @@ x, t, _ = C.soft_prediction((8,1,256,256), generator=g); x.requires_grad_()
 ref = sl.FocalLoss("binary", validate_args=False)
 l1 = ref(x, t); (g1,) = torch.autograd.grad(l1, x)
 l2 = fused(x, t); (g2,) = torch.autograd.grad(l2, x)
-print("value diff", float((l1 - l2).abs()), "grad rel diff", float((g1 - g2).norm() / g1.norm()))
+print("value diff", float((l1 - l2).detach().abs()), "grad rel diff", float((g1 - g2).norm() / g1.norm()))
 fns = {"sl_focal_noval": ref, "smp_focal": smp.losses.FocalLoss("binary"), "fused": fused}
 import time
 T = C.time_interleaved(fns, x, t, autocast=None, warmup=3, repeats=50, clock=time.thread_time)
