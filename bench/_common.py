@@ -305,6 +305,7 @@ def metadata(device: torch.device) -> dict:
         "commit": git_commit(),
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "argv": sys.argv,
+        "env": {k: os.environ[k] for k in ("GLIBC_TUNABLES", "OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ},
     }
     return info
 
