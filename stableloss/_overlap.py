@@ -78,36 +78,43 @@ def flatten_target(
 class _OverlapSums(torch.autograd.Function):
     """The sums TP, FP and FN, with a hand-written backward.
 
-    Autograd through ``sigmoid -> minimum/sub/clamp -> sum`` would keep several full-size
-    intermediates and allocate as many again in the backward pass. Here only the probabilities are
-    kept, the forward reuses its own buffers, and the backward is
-    ``dL/dp = A + B * sign(p - t)`` (constants per class) followed by the activation's backward
-    (``sigmoid_backward`` / ``_softmax_backward_data``; identity for the straight-through clamp of
-    probabilities). Ignored pixels have ``p = 0`` and get gradient 0.
+    Per pixel, with ``q = 1 - p`` computed without rounding it through ``p`` (``sigmoid(-x)``, or the
+    softmax mass of the other classes): ``tp = min(p, t)``, ``fp = max(p - t, 0)`` and
+    ``fn = max(q - (1 - t), 0)``. For hard labels each is exactly one of ``p``, ``q`` or 0, so a
+    count of tiny terms (the few pixels a near-perfect prediction gets wrong) keeps float32 relative
+    precision; ``1 - p`` formed by subtraction would round it to multiples of 6e-8.
+
+    Autograd through these steps would keep several full-size intermediates and allocate as many
+    again in the backward pass. Here ``p`` and ``q`` are kept, the forward reuses one work buffer,
+    and the backward is ``dL/dp = A + B * sign(fp - fn)`` (constants per class) followed by the
+    activation's backward (``g p q`` for the sigmoid, ``_softmax_backward_data`` for the softmax,
+    identity for the straight-through clamp of probabilities). Ignored pixels have ``p = 0`` and
+    get gradient 0.
     """
 
     @staticmethod
     def forward(ctx, input, target, valid, activation, dims):  # type: ignore[override]
-        probs = activate(input, activation)
+        probs, complement = activate(input, activation)
         if valid is not None:
             probs.mul_(valid)
         work = torch.minimum(probs, target)
         tp = work.sum(dim=dims)
-        difference = torch.sub(probs, target)
-        fp = torch.clamp_min(difference, 0.0, out=work).sum(dim=dims)
-        fn = difference.neg_().clamp_min_(0.0).sum(dim=dims)
-        ctx.save_for_backward(probs, target, valid)
+        fp = torch.sub(probs, target, out=work).clamp_min_(0.0).sum(dim=dims)
+        fn = _false_negative_terms(complement, target, out=work).sum(dim=dims)
+        ctx.save_for_backward(probs, complement, target, valid)
         ctx.activation, ctx.dims, ctx.input_dtype = activation, dims, input.dtype
         return torch.stack([tp, fp, fn])
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
-        probs, target, valid = ctx.saved_tensors
+        probs, complement, target, valid = ctx.saved_tensors
         shape = (1, -1, 1) if ctx.dims == (0, 2) else (probs.shape[0], probs.shape[1], 1)
         g_tp, g_fp, g_fn = (g.reshape(shape) for g in grad.unbind(0))
         # With s = sign(p - t): dTP/dp = (1 - s)/2, dFP/dp = (1 + s)/2, dFN/dp = (s - 1)/2, and
         # dTP/dt = (1 + s)/2, dFP/dt = -(1 + s)/2, dFN/dt = (1 - s)/2 (s = 0 splits evenly).
-        sign = torch.sub(probs, target).sign_()
+        # sign(p - t) = sign(fp - fn) per pixel, which stays right where p rounds to t.
+        sign = torch.sub(probs, target).clamp_min_(0.0)
+        sign.sub_(_false_negative_terms(complement, target)).sign_()
         grad_target = None
         if ctx.needs_input_grad[1]:
             grad_target = sign * ((g_tp - g_fp - g_fn) / 2) + (g_tp - g_fp + g_fn) / 2
@@ -118,32 +125,53 @@ class _OverlapSums(torch.autograd.Function):
             grad_probs = sign.mul_((g_fp + g_fn - g_tp) / 2).add_((g_tp + g_fp - g_fn) / 2)
             if valid is not None:
                 grad_probs.mul_(valid)
-            grad_input = activation_backward(grad_probs, probs, ctx.activation).to(ctx.input_dtype)
+            grad_input = activation_backward(grad_probs, probs, complement, ctx.activation).to(ctx.input_dtype)
         return grad_input, grad_target, None, None, None
 
 
-def activate(input: Tensor, activation: str) -> Tensor:
-    """A fresh float32 (float64 for float64 input) tensor of probabilities, safe to modify in place.
+def _false_negative_terms(complement: Tensor, target: Tensor, out: Optional[Tensor] = None) -> Tensor:
+    """``max(q - (1 - t), 0)``: ``1 - t`` is exact for hard labels, so ``t = 1`` gives ``q`` itself."""
+    one_minus_target = torch.neg(target, out=out).add_(1.0)
+    return torch.sub(complement, one_minus_target, out=one_minus_target).clamp_min_(0.0)
 
-    ``"sigmoid"`` needs no clamp (``sigmoid(+-inf)`` is 1 or 0 with gradient 0); ``"softmax"``
-    clamps logits to +-``LOGIT_LIMIT`` first (``inf - inf`` would be NaN); ``"identity"`` clamps
-    given probabilities to [0, 1].
+
+def activate(input: Tensor, activation: str) -> Tuple[Tensor, Tensor]:
+    """Fresh float32 (float64 for float64 input) probabilities ``p`` and complements ``q = 1 - p``.
+
+    ``"sigmoid"``: ``p = sigmoid(x)``, ``q = sigmoid(-x)``; no clamp needed (``sigmoid(+-inf)`` is
+    1 or 0 with gradient 0). ``"softmax"``: logits clamped to +-``LOGIT_LIMIT`` (``inf - inf`` would
+    be NaN), ``q`` summed from the other classes' exponentials through exclusive cumulative sums
+    (no subtraction). ``"identity"``: given probabilities clamped to [0, 1], ``q = 1 - p``.
     """
     dtype = compute_dtype(input.dtype)
     if activation == "identity":
-        return input.to(dtype).clamp(0.0, 1.0)
+        probs = input.to(dtype).clamp(0.0, 1.0)
+        return probs, torch.neg(probs).add_(1.0)
     if activation == "softmax":
-        return torch.softmax(input.to(dtype).clamp(-LOGIT_LIMIT, LOGIT_LIMIT), dim=1)
-    return torch.sigmoid(input) if input.dtype == dtype else input.to(dtype).sigmoid_()
+        return _softmax_with_complement(input.to(dtype).clamp(-LOGIT_LIMIT, LOGIT_LIMIT))
+    logits = input if input.dtype == dtype else input.to(dtype)
+    return torch.sigmoid(logits), torch.neg(logits).sigmoid_()
 
 
-def activation_backward(grad_probs: Tensor, probs: Tensor, activation: str) -> Tensor:
-    """Gradient with respect to the logits from the gradient with respect to :func:`activate`'s output."""
+def _softmax_with_complement(logits: Tensor) -> Tuple[Tensor, Tensor]:
+    """Softmax over dim 1 and, per class, the probability mass of all the other classes."""
+    exps = logits.sub(logits.amax(dim=1, keepdim=True)).exp_()
+    total = exps.sum(dim=1, keepdim=True)
+    before = exps.cumsum(dim=1)
+    after = exps.flip(1).cumsum(dim=1).flip(1)
+    others = torch.zeros_like(exps)
+    others[:, 1:] = before[:, :-1]
+    others[:, :-1] += after[:, 1:]
+    return exps.div_(total), others.div_(total)
+
+
+def activation_backward(grad_probs: Tensor, probs: Tensor, complement: Tensor, activation: str) -> Tensor:
+    """Gradient with respect to the logits from the gradient with respect to :func:`activate`'s ``p``."""
     if activation == "identity":
         return grad_probs
     if activation == "softmax":
         return torch.ops.aten._softmax_backward_data(grad_probs, probs, 1, probs.dtype)
-    return torch.ops.aten.sigmoid_backward(grad_probs, probs)
+    return grad_probs.mul_(probs).mul_(complement)
 
 
 def overlap_statistics(

@@ -17,11 +17,18 @@ LIMIT = 65504.0
 
 
 def _probs(logits, mode, from_logits=True):
+    """Float64 probabilities p and their complements 1 - p, the latter not rounded through p."""
     x = logits.double()
     if not from_logits:
-        return x.clamp(0, 1)
+        p = x.clamp(0, 1)
+        return p, 1 - p
     x = x.clamp(-LIMIT, LIMIT)
-    return torch.softmax(x, 1) if mode == "multiclass" else torch.sigmoid(x)
+    if mode != "multiclass":
+        return torch.sigmoid(x), torch.sigmoid(-x)
+    p = torch.softmax(x, 1)
+    others = torch.stack([p.narrow(1, 0, c).sum(1) + p.narrow(1, c + 1, p.shape[1] - c - 1).sum(1)
+                          for c in range(p.shape[1])], dim=1)
+    return p, others
 
 
 def _targets(target, mode, num_classes, ignore_index):
@@ -51,31 +58,35 @@ def _reduce_classes(loss, classes, class_weights, reduction):
     return loss.mean() if weights is None else (loss * weights).sum() / weights.sum()
 
 
-def tversky_counts(probs, target, per_image, soft):
+def tversky_counts(probs, complement, target, per_image, soft):
     dims = (2,) if per_image else (0, 2)
     if soft:
         p_sum, t_sum = probs.sum(dims), target.sum(dims)
         err = (probs - target).abs().sum(dims)
         tp = (p_sum + t_sum - err) / 2
         return tp, p_sum - tp, t_sum - tp
-    return (probs * target).sum(dims), (probs * (1 - target)).sum(dims), ((1 - probs) * target).sum(dims)
+    return (probs * target).sum(dims), (probs * (1 - target)).sum(dims), (complement * target).sum(dims)
 
 
 def tversky_reference(logits, target, *, mode, alpha=0.5, beta=0.5, gamma=1.0, classes=None, log_loss=False,
                       from_logits=True, smooth=0.0, ignore_index=None, eps=1e-7, class_weights=None,
                       per_image=False, ignore_empty=True, reduction="mean", soft=False, log_cosh=False):
     """Textbook (focal-)Tversky loss in float64 (Dice: alpha = beta = 0.5; Jaccard: 1, 1)."""
-    probs = _probs(logits, mode, from_logits)
+    probs, complement = _probs(logits, mode, from_logits)
     n, c = probs.shape[:2]
-    probs = probs.reshape(n, c, -1)
+    probs, complement = probs.reshape(n, c, -1), complement.reshape(n, c, -1)
     onehot, valid = _targets(target, mode, c, ignore_index)
     probs = probs * valid
-    tp, fp, fn = tversky_counts(probs, onehot, per_image, soft)
-    score = (tp + smooth) / (tp + alpha * fp + beta * fn + smooth).clamp_min(eps)
-    loss = -torch.log(score.clamp_min(eps)) if log_loss else 1 - score
+    tp, fp, fn = tversky_counts(probs, complement, onehot, per_image, soft)
+    denominator = (tp + alpha * fp + beta * fn + smooth).clamp_min(eps)
+    score = (tp + smooth) / denominator
+    # 1 - score, without rounding it through score (float64 too would lose a loss of 1e-15):
+    one_minus = torch.where(tp + alpha * fp + beta * fn + smooth >= eps, alpha * fp + beta * fn,
+                            denominator - tp - smooth) / denominator
+    loss = -torch.log(score.clamp_min(eps)) if log_loss else one_minus
     loss = loss.clamp_min(0) ** gamma
     if log_cosh:
-        loss = torch.log(torch.cosh(loss))
+        loss = torch.log1p(torch.expm1(loss) ** 2 / (2 * torch.exp(loss)))  # log cosh, as cosh - 1 = (e^x - 1)^2 / 2e^x
     if ignore_empty:
         loss = loss * ((tp + fn) > 0)
     return _reduce_classes(loss, classes, class_weights, reduction)

@@ -113,3 +113,36 @@ def test_compile_with_inductor_equals_eager():
     torch._dynamo.reset()
     compiled = torch.compile(loss, fullgraph=True)
     torch.testing.assert_close(compiled(logits, target), loss(logits, target), rtol=1e-5, atol=1e-6)
+
+
+def test_log_cosh_keeps_relative_precision_for_small_and_large_values():
+    from stableloss.log_cosh import log_cosh
+
+    x = torch.cat([torch.logspace(-6, 0, 61), torch.linspace(1.0, 40.0, 79), -torch.logspace(-6, 1, 15)])
+    xd = x.double()
+    expected = torch.log1p(torch.expm1(xd.abs()) ** 2 / (2 * torch.exp(xd.abs())))  # cosh x - 1 = (e^x - 1)^2 / 2e^x
+    torch.testing.assert_close(log_cosh(x).double(), expected, rtol=5e-7, atol=0.0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("scale", [12.0, 17.0, 25.0])
+def test_tiny_losses_keep_relative_precision_near_a_perfect_prediction(mode, scale):
+    # 1 - p for confident pixels must not be rounded through p (float32 steps of 6e-8).
+    from tests import reference
+    from tests.inputs import CHANNELS
+
+    gen = torch.Generator().manual_seed(50)
+    if mode == "multiclass":
+        target = torch.randint(0, 3, (2, 8, 8), generator=gen)
+        truth = F.one_hot(target, 3).movedim(-1, 1).float()
+    else:
+        target = (torch.rand(2, CHANNELS[mode], 8, 8, generator=gen) > 0.5).float()
+        truth = target
+    logits = scale * (2 * truth - 1)
+    for options in ({}, {"alpha": 0.7, "beta": 0.3, "gamma": 0.75}, {"alpha": 0.2, "beta": 0.8, "gamma": 2.0}):
+        actual = stableloss.tversky_loss(logits, target, mode=mode, **options)
+        expected = reference.tversky_reference(logits, target, mode=mode, **options)
+        assert expected.item() > 0
+        # Relative precision, down to float32's smallest normal number (below it, denormals).
+        tiny = torch.finfo(torch.float32).tiny
+        assert reference.close(actual, expected, rtol=1e-4, atol=tiny), (options, actual.item(), expected.item())
