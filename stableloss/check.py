@@ -119,6 +119,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if contexts is not None and (not contexts or any(c not in CONTEXTS for c in contexts)):
             raise UsageError(f"--contexts must be a comma-separated subset of {','.join(CONTEXTS)}; received {args.contexts!r}")
         loss = build_loss(resolve(args.loss), mode=args.mode, kwargs=kwargs)
+        if isinstance(loss, torch.nn.Module):
+            loss = loss.to(args.device)
     except UsageError as exc:
         print(f"python -m stableloss.check: error: {exc}", file=sys.stderr)
         return 2

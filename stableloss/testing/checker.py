@@ -127,7 +127,9 @@ class StabilityReport:
         widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
         line = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()  # noqa: E731
         tol = "not checked" if self.tolerance is None else f"{self.tolerance:g}"
-        out = [self.title, f"cell: ok <worst relative error vs float64>, or FAIL loss|grad|err|raised (tolerance {tol})", ""]
+        out = [self.title,
+               "cell: ok <worst relative error vs the float64 reference>, or FAIL: loss or grad non-finite,",
+               f"      err above the tolerance ({tol}), or raised an exception", ""]
         out += [line(head), line(["-" * w for w in widths])] + [line(r) for r in rows]
         failing = self.failures
         if failing:
