@@ -65,7 +65,7 @@ def dtypes(choices: Sequence[torch.dtype] = DTYPES) -> st.SearchStrategy[torch.d
 def scales(max_value: float = math.inf) -> st.SearchStrategy[float]:
     """Logit magnitudes from 1 up to and past the float16 maximum (float16 rounding gives ``+-inf``).
 
-    Draws from :data:`SPECIAL_SCALES` or log-uniformly-ish from [1, 1e6], capped at ``max_value``.
+    Draws from :data:`SPECIAL_SCALES` or any float in [1, 1e6], capped at ``max_value``.
     """
     specials = [s for s in SPECIAL_SCALES if s <= max_value]
     wide = st.floats(min_value=1.0, max_value=min(1e6, max_value), allow_nan=False, allow_infinity=False)
