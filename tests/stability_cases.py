@@ -38,4 +38,4 @@ CORE = [case for case in ALL if case.name in CORE_NAMES]
 def describe(case: Case) -> str:
     """``TverskyLoss(alpha=0.7, beta=0.3, gamma=0.75)``: the class and options of a case."""
     options = ", ".join(f"{k}={v!r}" for k, v in case.options.items())
-    return f"{case.info.cls.__name__}({options})" if isinstance(case.info.cls, type) else f"{case.info.name}({options})"
+    return f"{type(case.build('binary')).__name__}({options})"
