@@ -1,0 +1,223 @@
+"""Run one loss on one :class:`Example` in one precision context, and judge the result.
+
+A *precision context* says how the logits reach the loss:
+
+============== ================================ =========================================
+name           logits passed to the loss         target passed to the loss
+============== ================================ =========================================
+float32        float32                           as built (float32 or long)
+fp16-autocast  rounded to float16, inside        as built
+               ``torch.autocast(device, float16)``
+bf16-autocast  rounded to bfloat16, inside       as built
+               ``torch.autocast(device, bfloat16)``
+fp16           float16 tensors, no autocast      float targets cast to float16
+bf16           bfloat16 tensors, no autocast     float targets cast to bfloat16
+============== ================================ =========================================
+
+Under autocast a network's output is already half precision, so the logits are rounded first: a
+float32 logit of 65520 or more becomes ``inf`` in float16, as it would in a real network.
+
+The reference is the same loss on the **same rounded logits** in float64 (or float32 when the loss
+cannot run in float64), so it measures the error the loss adds, not the rounding of the input. The
+relative error is ``|loss - ref| / max(|ref|, REFERENCE_FLOOR)``; the floor keeps a loss that is
+essentially 0 (say 1e-9, where float32 rounding of a sigmoid near 1 is a 100 % error) from failing: below it the check is absolute, ``tolerance * REFERENCE_FLOOR``. A loss that returns a tensor
+rather than a scalar is averaged (in float64) first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from stableloss.testing._data import Example
+
+CONTEXTS: Dict[str, Tuple[torch.dtype, bool]] = {
+    "float32": (torch.float32, False),
+    "fp16-autocast": (torch.float16, True),
+    "bf16-autocast": (torch.bfloat16, True),
+    "fp16": (torch.float16, False),
+    "bf16": (torch.bfloat16, False),
+}
+"""Context name -> (dtype of the logits, inside autocast)."""
+
+DEFAULT_TOLERANCE = 1e-3
+"""Largest relative error against the float64 reference that a cell may show."""
+
+REFERENCE_FLOOR = 1e-4
+"""Denominator floor of the relative error (see the module docstring)."""
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened when a loss ran on one example in one context.
+
+    Attributes:
+        example: The input.
+        context: The context name (a key of :data:`CONTEXTS`).
+        value: The loss as a Python float (the mean when the loss returned a tensor), or None.
+        grad_nonfinite: Number of non-finite entries of the gradient w.r.t. the logits (or -1 when
+            no gradient reached the logits).
+        grad_numel: Number of logits.
+        reference: The reference loss value, or None when it could not be computed.
+        reference_dtype: ``"float64"``, ``"float32"`` or None.
+        error: Relative error against the reference, or None when either is not finite.
+        tolerance: The largest allowed ``error`` (None: not checked).
+        exception: ``"TypeName: message"`` when the loss raised, else None.
+    """
+
+    example: Example
+    context: str
+    value: Optional[float] = None
+    grad_nonfinite: int = 0
+    grad_numel: int = 0
+    reference: Optional[float] = None
+    reference_dtype: Optional[str] = None
+    error: Optional[float] = None
+    tolerance: Optional[float] = DEFAULT_TOLERANCE
+    exception: Optional[str] = None
+
+    @property
+    def loss_finite(self) -> bool:
+        return self.exception is None and self.value is not None and math.isfinite(self.value)
+
+    @property
+    def grad_finite(self) -> bool:
+        return self.exception is None and self.grad_nonfinite == 0
+
+    @property
+    def within_tolerance(self) -> bool:
+        return self.tolerance is None or self.error is None or self.error <= self.tolerance
+
+    @property
+    def ok(self) -> bool:
+        """Loss finite, gradient finite and present, and within tolerance of the reference."""
+        return self.loss_finite and self.grad_finite and self.within_tolerance
+
+    @property
+    def reason(self) -> str:
+        """One word for the table: ``raised``, ``loss``, ``grad`` or ``err`` ('' when ok)."""
+        if self.exception is not None:
+            return "raised"
+        if not self.loss_finite:
+            return "loss"
+        if not self.grad_finite:
+            return "grad"
+        return "" if self.within_tolerance else "err"
+
+    def describe(self) -> str:
+        """A sentence with everything needed to read and reproduce the outcome."""
+        head = f"{self.example.describe()} [{self.context}]: "
+        if self.exception is not None:
+            return head + f"raised {self.exception}; reproduce with {self.example!r}"
+        if self.grad_nonfinite < 0:
+            grad = "no gradient reached the logits"
+        else:
+            grad = f"grad {self.grad_nonfinite} of {self.grad_numel} non-finite"
+        ref = "n/a" if self.reference is None else f"{self.reference:.6g} ({self.reference_dtype})"
+        err = "n/a" if self.error is None else f"{self.error:.1e}"
+        return head + f"loss {self.value!r}, {grad}, reference {ref}, relative error {err}; reproduce with {self.example!r}"
+
+
+def context_inputs(logits: Tensor, target: Tensor, context: str) -> Tuple[Tensor, Tensor]:
+    """The (rounded) logits and the target as the loss receives them in ``context``."""
+    dtype, autocast = CONTEXTS[context]
+    rounded = logits.to(dtype)
+    if not autocast and target.is_floating_point():
+        target = target.to(dtype)
+    return rounded, target
+
+
+def _scalar(out: object) -> Tensor:
+    if not isinstance(out, Tensor):
+        raise TypeError(f"the loss must return a tensor; it returned {type(out).__name__}")
+    return out.double().mean() if out.numel() != 1 else out.double().reshape(())
+
+
+def reference_value(
+    loss: LossFn, rounded: Tensor, target: Tensor, reference: Optional[LossFn] = None
+) -> Tuple[Optional[float], Optional[str]]:
+    """The reference on ``rounded`` logits, without grad; ``(None, None)`` if it cannot be computed.
+
+    With ``reference=None`` it is ``loss`` itself in float64, else in float32 when float64 raises.
+    A given ``reference`` (say a float64 textbook formula) is called in float64 only.
+    """
+    fn = loss if reference is None else reference
+    for dtype in (torch.float64,) if reference is not None else (torch.float64, torch.float32):
+        x = rounded.to(dtype)
+        t = target.to(dtype) if target.is_floating_point() else target
+        try:
+            with torch.no_grad():
+                return float(_scalar(fn(x, t))), str(dtype).replace("torch.", "")
+        except Exception:  # noqa: BLE001 - any failure means: try the next dtype
+            continue
+    return None, None
+
+
+def evaluate(
+    loss: LossFn,
+    example: Example,
+    context: str,
+    *,
+    device: str = "cpu",
+    tolerance: Optional[float] = DEFAULT_TOLERANCE,
+    reference: Optional[LossFn] = None,
+    tensors: Optional[Tuple[Tensor, Tensor]] = None,
+    references: Optional[dict] = None,
+) -> Outcome:
+    """Run ``loss`` on ``example`` in ``context``: forward, backward, and compare with the reference.
+
+    Args:
+        loss: Any callable ``(logits, target) -> tensor``.
+        example: The input spec.
+        context: A key of :data:`CONTEXTS`.
+        device: ``"cpu"`` or ``"cuda"`` (autocast runs on this device type).
+        tolerance: Largest relative error accepted (None: only finiteness is checked).
+        reference: Optional float64 reference ``(logits, target) -> loss``; default: ``loss`` itself
+            in float64 (see :func:`reference_value`).
+        tensors: ``example.tensors(device)``, when the caller already built them.
+        references: A dict the caller keeps per example to reuse references across contexts.
+
+    Returns:
+        An :class:`Outcome`. Exceptions raised by the loss are caught and recorded in it.
+
+    Example:
+        >>> from stableloss import DiceLoss
+        >>> ex = Example("binary", (2, 1, 16, 16), "blob", "wrong", 1e5)
+        >>> evaluate(DiceLoss("binary"), ex, "fp16").ok
+        True
+    """
+    if context not in CONTEXTS:
+        raise ValueError(f"context must be one of {tuple(CONTEXTS)}; received {context!r}")
+    logits, target = example.tensors(device) if tensors is None else tensors
+    rounded, context_target = context_inputs(logits, target, context)
+    dtype, autocast = CONTEXTS[context]
+    x = rounded.detach().clone().requires_grad_(True)
+    guard = torch.autocast(torch.device(device).type, dtype=dtype) if autocast else contextlib.nullcontext()
+    try:
+        with guard:
+            value = _scalar(loss(x, context_target))
+        if value.requires_grad:  # else no gradient reaches the logits: reported as grad_nonfinite = -1
+            value.backward()
+    except Exception as exc:  # noqa: BLE001 - a loss that raises is a failing cell, not a crash
+        message = " ".join(str(exc).split())[:300]
+        return Outcome(example, context, tolerance=tolerance, exception=f"{type(exc).__name__}: {message}")
+    grad_nonfinite = -1 if x.grad is None else int((~torch.isfinite(x.grad)).sum())
+    key = rounded.dtype
+    if references is not None and key in references:
+        ref, ref_dtype = references[key]
+    else:
+        ref, ref_dtype = reference_value(loss, rounded, target, reference)
+        if references is not None:
+            references[key] = (ref, ref_dtype)
+    number = float(value.detach())
+    error = None
+    if ref is not None and math.isfinite(number) and math.isfinite(ref):
+        error = abs(number - ref) / max(abs(ref), REFERENCE_FLOOR)
+    return Outcome(example, context, number, grad_nonfinite, x.numel(), ref, ref_dtype, error, tolerance)

@@ -1,0 +1,41 @@
+"""The loss configurations of the stability tests, taken from the registry (``tests/registry.py``).
+
+Each :class:`Case` is one registry ``(LossInfo, variant)`` pair: ``build(mode)`` makes the loss
+module, ``reference_for(mode)`` is its float64 textbook formula (``tests/reference.py``) as a
+``(logits, target) -> loss`` callable for :func:`stableloss.testing.check_stability`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict
+
+from tests.registry import LossInfo, cases
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    info: LossInfo
+    options: Dict
+
+    def build(self, mode: str):
+        return self.info.build(mode, **self.options)
+
+    def reference_for(self, mode: str):
+        return lambda logits, target: self.info.reference(logits, target, mode=mode, **self.options)
+
+
+_pairs, _ids = cases()
+ALL = [Case(name, info, options) for (info, options), name in zip(_pairs, _ids)]
+"""Every registry loss and variant."""
+
+CORE_NAMES = ("dice-0", "tversky-0", "tversky-1", "tversky-2", "jaccard-0", "focal-0", "focal-1", "logcosh-0", "boundary-0")
+CORE = [case for case in ALL if case.name in CORE_NAMES]
+"""One case per loss plus focal-Tversky gamma 0.75 and 2 and focal gamma 0.5 (the real-size tests)."""
+
+
+def describe(case: Case) -> str:
+    """``TverskyLoss(alpha=0.7, beta=0.3, gamma=0.75)``: the class and options of a case."""
+    options = ", ".join(f"{k}={v!r}" for k, v in case.options.items())
+    return f"{type(case.build('binary')).__name__}({options})"
