@@ -41,18 +41,21 @@ class NonFiniteGuard:
         self.scaler_skipped = 0
         self.in_a_row = 0
         self.events: List[str] = []
+        self._streak_start = ""
 
     def skip(self, message: str) -> None:
         """Record a skipped step; raise :class:`NonFiniteError` after ``patience`` in a row."""
         self.skipped += 1
         self.in_a_row += 1
         self.events.append(message)
+        if self.in_a_row == 1:
+            self._streak_start = message
         if len(self.events) <= self.max_messages:
             self.log(f"non-finite: {message}; step skipped")
         if self.in_a_row >= self.patience:
             raise NonFiniteError(
                 f"{self.in_a_row} consecutive non-finite steps ({self.skipped} skipped in all); "
-                f"first: {self.events[0]}; last: {message}"
+                f"first: {self._streak_start}; last: {message}"
             )
 
     def check_loss(self, components: Mapping[str, Tensor], *, epoch: int, batch: int) -> bool:

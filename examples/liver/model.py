@@ -74,4 +74,11 @@ def build_model(encoder: str = "efficientnet-b0", weights: str = "imagenet", cla
                 _offline(was_offline)
         log(f"ImageNet weights for {encoder} are not available offline and the hub is unreachable; "
             "continuing from random initialisation")
-    return smp.Unet(encoder, encoder_weights=None, in_channels=3, classes=classes)
+    model = smp.Unet(encoder, encoder_weights=None, in_channels=3, classes=classes)
+    # EfficientNet's BatchNorm momentum is 0.01 (TensorFlow's 0.99): right for fine-tuning ImageNet
+    # statistics, but from random initialisation the running statistics would stay near their
+    # initial values for hundreds of steps and evaluation-mode outputs would be meaningless.
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = 0.1
+    return model
