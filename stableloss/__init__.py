@@ -3,7 +3,8 @@
 Every loss is a function and a thin class over it, for ``"binary"``, ``"multiclass"`` and
 ``"multilabel"`` targets in 2D and 3D. The classes take the same leading arguments as
 ``segmentation_models_pytorch.losses``. Loss and gradient are finite for every finite or infinite
-input in float32, float16/bfloat16 autocast and plain half tensors; the loss is returned in float32.
+input in float32, float16/bfloat16 autocast and plain half tensors; the loss is returned in
+float32 (float64 for float64 inputs, so ``gradcheck`` works).
 """
 
 from stableloss._activation import LOGIT_LIMIT

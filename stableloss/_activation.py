@@ -2,7 +2,7 @@
 
 Two rules make every loss in this package finite for every finite or infinite input:
 
-1. The output is first *saturated*: cast to float32 and clamped to ``[-LOGIT_LIMIT, LOGIT_LIMIT]``
+1. The output is first *saturated*: cast to float32 (float64 stays float64) and clamped to ``[-LOGIT_LIMIT, LOGIT_LIMIT]``
    (``LOGIT_LIMIT`` = 65504, the float16 maximum). A float16 logit that overflowed to ``+-inf`` is a
    saturated prediction, and becomes the largest logit float16 can hold. The clamp passes the gradient
    straight through, so a confidently wrong saturated pixel still gets the limit gradient that the
@@ -24,12 +24,17 @@ TINY_LOSS = 1e-30
 """Per-element cross-entropy below this is treated as 0 by the focal modulation (see ``focal.py``)."""
 
 
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the math runs in: float32 for half and float32 inputs, float64 for float64."""
+    return torch.promote_types(dtype, torch.float32)
+
+
 class _StraightThroughClamp(torch.autograd.Function):
-    """``x.float().clamp(low, high)`` whose backward is the identity."""
+    """``x.to(compute_dtype).clamp(low, high)`` whose backward is the identity."""
 
     @staticmethod
     def forward(ctx, x: Tensor, low: float, high: float) -> Tensor:  # type: ignore[override]
-        return x.float().clamp(low, high)
+        return x.to(compute_dtype(x.dtype)).clamp(low, high)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
@@ -40,12 +45,12 @@ def saturate(x: Tensor, low: float = -LOGIT_LIMIT, high: float = LOGIT_LIMIT) ->
     """Cast to float32 and clamp to ``[low, high]``, passing the gradient straight through.
 
     Args:
-        x: Any floating tensor (float16, bfloat16, float32, float64 inputs all give float32).
+        x: Any floating tensor (float16, bfloat16 and float32 give float32; float64 stays float64).
         low: Lower bound.
         high: Upper bound.
 
     Returns:
-        A float32 tensor of the shape of ``x``; NaN stays NaN.
+        A float32 (or float64) tensor of the shape of ``x``; NaN stays NaN.
     """
     return _StraightThroughClamp.apply(x, low, high)
 

@@ -42,7 +42,7 @@ class Overlap(NamedTuple):
 
 
 def flatten_target(
-    target: Tensor, *, mode: str, num_classes: int, ignore_index: Optional[int]
+    target: Tensor, *, mode: str, num_classes: int, ignore_index: Optional[int], dtype: torch.dtype = torch.float32
 ) -> Tuple[Tensor, Optional[Tensor]]:
     """Bring a target to a float32 ``(N, C, S)`` tensor and a boolean validity mask.
 
@@ -52,6 +52,7 @@ def flatten_target(
         mode: One of ``"binary"``, ``"multiclass"``, ``"multilabel"``.
         num_classes: ``C``, the input's channel count.
         ignore_index: Target value whose pixels are left out, or ``None``.
+        dtype: Floating dtype of the returned target (the dtype the loss computes in).
 
     Returns:
         ``(target, valid)``: ``target`` is float32 ``(N, C, S)`` (one-hot for multiclass) with
@@ -66,10 +67,10 @@ def flatten_target(
         one_hot = labels == class_ids
         if valid is not None:
             one_hot = one_hot & valid
-        return one_hot.float(), valid
+        return one_hot.to(dtype), valid
     flat = target.reshape(batch, num_classes, -1)
     valid = None if ignore_index is None else flat != ignore_index
-    flat = flat.float()
+    flat = flat.to(dtype)
     if valid is not None:
         flat = torch.where(valid, flat, 0.0)
     return flat, valid
@@ -83,7 +84,7 @@ def soft_probabilities(input: Tensor, *, mode: str, from_logits: bool, valid: Op
     return probs
 
 
-def overlap_statistics(probs: Tensor, target: Tensor, *, per_image: bool) -> Overlap:
+def overlap_statistics(probs: Tensor, target: Tensor, *, per_image: bool, global_batch: bool = False) -> Overlap:
     """Soft TP, FP and FN per class from ``(N, C, S)`` float32 probabilities and targets.
 
     Args:
@@ -91,15 +92,38 @@ def overlap_statistics(probs: Tensor, target: Tensor, *, per_image: bool) -> Ove
         target: ``(N, C, S)`` float32 targets in [0, 1], 0 at ignored pixels.
         per_image: Sum over each image separately (``(N, C)`` statistics) instead of over the batch
             (``(C,)``, the batch Dice of segmentation-models-pytorch).
+        global_batch: Add the sums over all ``torch.distributed`` ranks (see :func:`all_reduce_sums`).
 
     Returns:
         :class:`Overlap` of float32 tensors.
     """
     dims = (2,) if per_image else (0, 2)
-    pred_sum = probs.sum(dim=dims, dtype=torch.float32)
-    target_sum = target.sum(dim=dims, dtype=torch.float32)
-    error_sum = (probs - target).abs().sum(dim=dims, dtype=torch.float32)
+    # probs and target are float32 (float64 for float64 input): the sums accumulate in that dtype.
+    pred_sum = probs.sum(dim=dims)
+    target_sum = target.sum(dim=dims)
+    error_sum = (probs - target).abs().sum(dim=dims)
+    if global_batch:
+        pred_sum, target_sum, error_sum = all_reduce_sums(torch.stack([pred_sum, target_sum, error_sum])).unbind(0)
     return overlap_from_sums(pred_sum, target_sum, error_sum)
+
+
+def all_reduce_sums(sums: Tensor) -> Tensor:
+    """Sum ``sums`` over all ranks of the default process group, with gradient.
+
+    Without an initialised process group (or with one rank) this returns ``sums`` unchanged, so
+    the same code runs with and without ``torchrun``. The backward pass all-reduces the gradient
+    too: each rank's input gradient is then ``world_size`` times its slice of the single-process
+    gradient, the same convention as a loss averaged over the local batch, so that after
+    ``DistributedDataParallel`` averages parameter gradients over ranks they equal those of one
+    process on the concatenated batch.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return sums
+    from torch.distributed.nn.functional import all_reduce
+
+    return all_reduce(sums)
 
 
 def overlap_from_sums(pred_sum: Tensor, target_sum: Tensor, error_sum: Tensor) -> Overlap:

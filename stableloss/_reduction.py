@@ -21,7 +21,7 @@ def reduce_loss(loss: Tensor, reduction: str, weights: Optional[Tensor] = None) 
     """Reduce a tensor of losses.
 
     Args:
-        loss: Losses of any shape, float32.
+        loss: Losses of any shape, float32 (float64 for float64 inputs).
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
         weights: Optional non-negative weights broadcastable to ``loss``. With ``"mean"`` the result
             is ``sum(w * loss) / sum(w)`` (0 when every weight is 0); with ``"sum"`` it is
@@ -35,8 +35,8 @@ def reduce_loss(loss: Tensor, reduction: str, weights: Optional[Tensor] = None) 
         loss = loss * weights
     if reduction == "none":
         return loss
-    total = loss.sum(dtype=torch.float32)
+    total = loss.sum()
     if reduction == "sum":
         return total
-    count = loss.new_tensor(float(loss.numel())) if weights is None else weights.sum(dtype=torch.float32)
-    return total / count.clamp_min(torch.finfo(torch.float32).tiny)
+    count = loss.new_tensor(float(loss.numel())) if weights is None else weights.sum()
+    return total / count.clamp_min(torch.finfo(loss.dtype).tiny)

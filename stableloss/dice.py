@@ -24,6 +24,7 @@ def dice_loss(
     class_weights: Weights = None,
     per_image: bool = False,
     ignore_empty: bool = True,
+    global_batch: bool = False,
     reduction: str = "mean",
     validate_args: bool = True,
 ) -> Tensor:
@@ -57,6 +58,8 @@ def dice_loss(
         class_weights: Non-negative weight per class (weighted mean over classes).
         per_image: Per-image Dice averaged over images and classes.
         ignore_empty: See "Empty masks" above; False scores an empty class by the formula.
+        global_batch: Sum the counts over all ``torch.distributed`` ranks (see
+            :func:`~stableloss.tversky_loss`).
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (the ``(C,)`` or ``(N, C)`` losses).
         validate_args: Check target values (a host sync); skipped under ``torch.compile``.
 
@@ -87,7 +90,7 @@ def dice_loss(
         input, target, mode=mode, alpha=0.5, beta=0.5, gamma=1.0, classes=classes, log_loss=log_loss,
         from_logits=from_logits, smooth=smooth, ignore_index=ignore_index, eps=eps,
         class_weights=class_weights, per_image=per_image, ignore_empty=ignore_empty,
-        reduction=reduction, validate_args=validate_args,
+        global_batch=global_batch, reduction=reduction, validate_args=validate_args,
     )
 
 
@@ -120,11 +123,12 @@ class DiceLoss(TverskyLoss):
         class_weights: Weights = None,
         per_image: bool = False,
         ignore_empty: bool = True,
+        global_batch: bool = False,
         reduction: str = "mean",
         validate_args: bool = True,
     ) -> None:
         super().__init__(
             mode, classes, log_loss, from_logits, smooth, ignore_index, eps, 0.5, 0.5, 1.0,
             class_weights=class_weights, per_image=per_image, ignore_empty=ignore_empty,
-            reduction=reduction, validate_args=validate_args,
+            global_batch=global_batch, reduction=reduction, validate_args=validate_args,
         )

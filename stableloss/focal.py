@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stableloss import _checks
-from stableloss._activation import TINY_LOSS, logits_from_probabilities, saturate
+from stableloss._activation import TINY_LOSS, compute_dtype, logits_from_probabilities, saturate
 from stableloss._overlap import flatten_target
 from stableloss._reduction import check_reduction, reduce_loss
 from stableloss.tversky import Weights, resolve_class_weights
@@ -108,7 +108,7 @@ def focal_loss(
         - input: ``(N, C, *S)``; output: scalar, or per element with ``reduction="none"``; float32.
 
     Returns:
-        The loss, float32.
+        The loss, float32 (float64 for a float64 input).
 
     Example:
         >>> logits = torch.tensor([[[float("-inf"), 0.0, float("inf")]]], dtype=torch.float16)
@@ -142,7 +142,7 @@ def focal_loss(
     num_classes = input.shape[1]
     if isinstance(alpha, Tensor):
         _checks.check_class_count("alpha", alpha, num_classes)
-        alpha = alpha.to(device=input.device, dtype=torch.float32)
+        alpha = alpha.to(device=input.device, dtype=compute_dtype(input.dtype))
     softmax = mode == "multiclass" and multiclass_activation == "softmax"
     if class_weights is not None and softmax:
         raise ValueError(
@@ -176,17 +176,18 @@ def _softmax_focal(logits, target, *, alpha, gamma, ignore_index, eps, reduction
         total = loss.new_tensor(float(loss.numel())) if factor is None else factor
         if factor is not None and valid is not None:
             total = torch.where(valid, factor, 0.0)
-        loss = loss / total.sum(dtype=torch.float32).clamp_min(eps)
+        loss = loss / total.sum().clamp_min(eps)
     if reduction == "none":
         return loss
     if reduction == "sum" or valid is None:
         return reduce_loss(loss, reduction)
-    return loss.sum(dtype=torch.float32) / valid.sum(dtype=torch.float32).clamp_min(1.0)
+    return loss.sum() / valid.sum(dtype=loss.dtype).clamp_min(1.0)
 
 
 def _sigmoid_focal(logits, target, *, mode, alpha, gamma, ignore_index, eps, reduction, normalized, reduced_threshold, weights):
     batch, num_classes = logits.shape[:2]
-    flat_target, valid = flatten_target(target, mode=mode, num_classes=num_classes, ignore_index=ignore_index)
+    flat_target, valid = flatten_target(target, mode=mode, num_classes=num_classes, ignore_index=ignore_index,
+                                        dtype=logits.dtype)
     flat_logits = logits.reshape(batch, num_classes, -1)
     ce = F.binary_cross_entropy_with_logits(flat_logits, flat_target, reduction="none")
     factor = focal_modulation(ce, gamma, reduced_threshold)
@@ -197,16 +198,16 @@ def _sigmoid_focal(logits, target, *, mode, alpha, gamma, ignore_index, eps, red
         loss = loss * (alpha * flat_target + (1.0 - alpha) * (1.0 - flat_target))
     if valid is not None:
         loss = torch.where(valid, loss, 0.0)
-    count = None if valid is None else torch.broadcast_to(valid, loss.shape).sum(dim=(0, 2), dtype=torch.float32)
+    count = None if valid is None else torch.broadcast_to(valid, loss.shape).sum(dim=(0, 2), dtype=loss.dtype)
     if normalized:
         kept = torch.ones_like(loss) if factor is None else factor
         if valid is not None:
             kept = torch.where(valid, kept, 0.0)
-        loss = loss / kept.sum(dim=(0, 2), dtype=torch.float32).clamp_min(eps).view(1, num_classes, 1)
+        loss = loss / kept.sum(dim=(0, 2)).clamp_min(eps).view(1, num_classes, 1)
     if reduction == "none":
         out = loss if weights is None else loss * weights.view(1, num_classes, 1)
         return out.reshape(logits.shape)
-    class_sum = loss.sum(dim=(0, 2), dtype=torch.float32)
+    class_sum = loss.sum(dim=(0, 2))
     if reduction == "sum":
         return reduce_loss(class_sum, "sum", weights)
     if count is None:

@@ -33,6 +33,7 @@ def log_cosh_dice_loss(
     class_weights: Weights = None,
     per_image: bool = False,
     ignore_empty: bool = True,
+    global_batch: bool = False,
     reduction: str = "mean",
     validate_args: bool = True,
 ) -> Tensor:
@@ -54,18 +55,18 @@ def log_cosh_dice_loss(
         target: As for :func:`~stableloss.dice_loss`.
         mode: ``"binary"``, ``"multiclass"`` or ``"multilabel"``.
         classes, from_logits, smooth, ignore_index, eps, class_weights, per_image, ignore_empty,
-            reduction, validate_args: As for :func:`~stableloss.dice_loss`.
+            global_batch, reduction, validate_args: As for :func:`~stableloss.dice_loss`.
 
     Shape:
         - input: ``(N, C, *S)``; output: scalar, or ``(C,)`` / ``(N, C)`` with ``reduction="none"``.
 
     Returns:
-        The loss, float32.
+        The loss, float32 (float64 for a float64 input).
 
     Example:
         >>> logits = torch.zeros(1, 1, 4, 4)
         >>> round(log_cosh_dice_loss(logits, torch.ones(1, 1, 4, 4), mode="binary").item(), 4)
-        0.1201
+        0.0546
 
     References:
         Jadon. A survey of loss functions for semantic segmentation. CIBCB 2020.
@@ -77,7 +78,7 @@ def log_cosh_dice_loss(
     losses = tversky_class_losses(
         input, target, mode=mode, alpha=0.5, beta=0.5, from_logits=from_logits, smooth=smooth,
         ignore_index=ignore_index, eps=eps, per_image=per_image, ignore_empty=ignore_empty,
-        validate_args=validate_args,
+        global_batch=global_batch, validate_args=validate_args,
     )
     return reduce_class_losses(log_cosh(losses), mode=mode, classes=classes, class_weights=class_weights, reduction=reduction)
 
@@ -102,12 +103,13 @@ class LogCoshDiceLoss(_OverlapLoss):
         class_weights: Weights = None,
         per_image: bool = False,
         ignore_empty: bool = True,
+        global_batch: bool = False,
         reduction: str = "mean",
         validate_args: bool = True,
     ) -> None:
         options = dict(from_logits=from_logits, smooth=smooth, ignore_index=ignore_index, eps=eps,
-                       per_image=per_image, ignore_empty=ignore_empty, reduction=reduction,
-                       validate_args=validate_args)
+                       per_image=per_image, ignore_empty=ignore_empty, global_batch=global_batch,
+                       reduction=reduction, validate_args=validate_args)
         super().__init__(mode, classes, class_weights, options)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from stableloss import _checks
+from stableloss._activation import compute_dtype
 from stableloss._overlap import Overlap, flatten_target, overlap_statistics, soft_probabilities
 from stableloss._reduction import check_reduction, reduce_loss
 
@@ -34,6 +35,7 @@ def tversky_class_losses(
     eps: float = 1e-7,
     per_image: bool = False,
     ignore_empty: bool = True,
+    global_batch: bool = False,
     validate_args: bool = True,
 ) -> Tensor:
     """Unreduced (focal-)Tversky loss per class: float32 ``(C,)``, or ``(N, C)`` with ``per_image``.
@@ -50,15 +52,20 @@ def tversky_class_losses(
     smooth = _checks.check_number("smooth", smooth, low=0.0)
     eps = _checks.check_number("eps", eps, low=0.0)
     for name, flag in (("log_loss", log_loss), ("from_logits", from_logits), ("per_image", per_image),
-                       ("ignore_empty", ignore_empty), ("validate_args", validate_args)):
+                       ("ignore_empty", ignore_empty), ("global_batch", global_batch),
+                       ("validate_args", validate_args)):
         _checks.check_bool(name, flag)
+    if per_image and global_batch:
+        raise ValueError("per_image and global_batch must not both be True (per-image scores need no "
+                         "cross-rank sums); received per_image=True, global_batch=True")
     ignore_index = _checks.check_ignore_index(ignore_index)
     input = _checks.check_input(input, mode=mode, from_logits=from_logits)
     target = _checks.check_target(target, input, mode=mode, ignore_index=ignore_index, validate_args=validate_args)
 
-    flat_target, valid = flatten_target(target, mode=mode, num_classes=input.shape[1], ignore_index=ignore_index)
+    flat_target, valid = flatten_target(target, mode=mode, num_classes=input.shape[1], ignore_index=ignore_index,
+                                        dtype=compute_dtype(input.dtype))
     probs = soft_probabilities(input, mode=mode, from_logits=from_logits, valid=valid)
-    overlap = overlap_statistics(probs, flat_target, per_image=per_image)
+    overlap = overlap_statistics(probs, flat_target, per_image=per_image, global_batch=global_batch)
     loss = tversky_from_overlap(overlap, alpha=alpha, beta=beta, smooth=smooth, eps=eps, log_loss=log_loss)
     loss = focal_power(loss, gamma)
     if ignore_empty:
@@ -102,13 +109,13 @@ def focal_power(loss: Tensor, gamma: float) -> Tensor:
 
 
 def resolve_class_weights(weights: Weights, *, mode: str, num_classes: int, device: torch.device) -> Optional[Tensor]:
-    """Per-class weights as a float32 tensor on ``device``, checked against ``num_classes``."""
+    """Per-class weights as a tensor on ``device``, checked against ``num_classes``."""
     if weights is None:
         return None
     if not isinstance(weights, Tensor):
         weights = _checks.check_weights("class_weights", weights, mode=mode)
     _checks.check_class_count("class_weights", weights, num_classes)
-    return weights.to(device=device, dtype=torch.float32)
+    return weights.to(device=device)
 
 
 def reduce_class_losses(
@@ -150,6 +157,7 @@ def tversky_loss(
     class_weights: Weights = None,
     per_image: bool = False,
     ignore_empty: bool = True,
+    global_batch: bool = False,
     reduction: str = "mean",
     validate_args: bool = True,
 ) -> Tensor:
@@ -187,22 +195,26 @@ def tversky_loss(
         ignore_empty: A class whose target is empty (in the batch, or in the image with
             ``per_image``) contributes loss 0, as in segmentation-models-pytorch. With False its
             score follows the formula: ``smooth / (alpha * FP + smooth)`` for ``smooth > 0``.
+        global_batch: Sum the counts over all ``torch.distributed`` ranks before scoring, so each
+            rank's loss is the loss of the global batch (with gradient; after DDP averages over
+            ranks, parameter gradients equal one process on the concatenated batch). Without a
+            process group it changes nothing.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (the ``(C,)`` or ``(N, C)`` losses).
         validate_args: Check target values (a host sync); skipped under ``torch.compile``.
 
     Shape:
         - input: ``(N, C, *S)`` with 1 to 3 spatial dims ``S``.
         - target: see ``target`` above.
-        - output: scalar, or ``(C,)`` / ``(N, C)`` with ``reduction="none"``; always float32.
+        - output: scalar, or ``(C,)`` / ``(N, C)`` with ``reduction="none"``; float32 (float64 for a float64 input).
 
     Returns:
-        The loss, float32.
+        The loss, float32 (float64 for a float64 input).
 
     Example:
         >>> logits = torch.tensor([[[[4.0, -4.0], [4.0, -4.0]]]])
         >>> target = torch.tensor([[[[1.0, 0.0], [1.0, 1.0]]]])
         >>> round(tversky_loss(logits, target, mode="binary", alpha=0.3, beta=0.7).item(), 4)
-        0.2521
+        0.2659
 
     References:
         Salehi, Erdogmus, Gholipour. Tversky loss function for image segmentation using 3D fully
@@ -218,7 +230,8 @@ def tversky_loss(
     losses = tversky_class_losses(
         input, target, mode=mode, alpha=alpha, beta=beta, gamma=gamma, log_loss=log_loss,
         from_logits=from_logits, smooth=smooth, ignore_index=ignore_index, eps=eps,
-        per_image=per_image, ignore_empty=ignore_empty, validate_args=validate_args,
+        per_image=per_image, ignore_empty=ignore_empty, global_batch=global_batch,
+        validate_args=validate_args,
     )
     return reduce_class_losses(losses, mode=mode, classes=classes, class_weights=class_weights, reduction=reduction)
 
@@ -232,7 +245,7 @@ def jaccard_loss(input: Tensor, target: Tensor, *, mode: str, **kwargs) -> Tenso
         >>> logits = torch.tensor([[[[4.0, -4.0], [4.0, -4.0]]]])
         >>> target = torch.tensor([[[[1.0, 0.0], [1.0, 1.0]]]])
         >>> round(jaccard_loss(logits, target, mode="binary").item(), 4)
-        0.3507
+        0.3433
     """
     for name in ("alpha", "beta", "gamma"):
         if name in kwargs:
@@ -264,8 +277,8 @@ class TverskyLoss(_OverlapLoss):
 
     Example:
         >>> loss = TverskyLoss("binary", alpha=0.3, beta=0.7)
-        >>> loss(torch.zeros(2, 1, 8, 8), torch.ones(2, 1, 8, 8)).item()
-        0.5
+        >>> round(loss(torch.zeros(2, 1, 8, 8), torch.ones(2, 1, 8, 8)).item(), 4)  # 0.7 / (1 + 0.7)
+        0.4118
     """
 
     def __init__(
@@ -284,12 +297,14 @@ class TverskyLoss(_OverlapLoss):
         class_weights: Weights = None,
         per_image: bool = False,
         ignore_empty: bool = True,
+        global_batch: bool = False,
         reduction: str = "mean",
         validate_args: bool = True,
     ) -> None:
         options = dict(alpha=alpha, beta=beta, gamma=gamma, log_loss=log_loss, from_logits=from_logits,
                        smooth=smooth, ignore_index=ignore_index, eps=eps, per_image=per_image,
-                       ignore_empty=ignore_empty, reduction=reduction, validate_args=validate_args)
+                       ignore_empty=ignore_empty, global_batch=global_batch, reduction=reduction,
+                       validate_args=validate_args)
         _checks.check_number("alpha", alpha, low=0.0)
         _checks.check_number("beta", beta, low=0.0)
         _checks.check_number("gamma", gamma, low=0.0, low_inclusive=False)

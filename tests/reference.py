@@ -1,0 +1,153 @@
+"""Float64 textbook references, written from the papers' formulas, independently of stableloss.
+
+They share no code with the package: probabilities come straight from ``sigmoid``/``softmax`` in
+float64, counts are the textbook ``sum p t``, ``sum p (1 - t)``, ``sum (1 - p) t`` (or, for soft
+labels, the semimetric counts of Wang and Blaschko 2023), and focal is ``-(1 - p_t)^gamma log p_t``.
+The only shared convention is the documented clamp of logits to +-65504.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+LIMIT = 65504.0
+
+
+def _probs(logits, mode, from_logits=True):
+    x = logits.double()
+    if not from_logits:
+        return x.clamp(0, 1)
+    x = x.clamp(-LIMIT, LIMIT)
+    return torch.softmax(x, 1) if mode == "multiclass" else torch.sigmoid(x)
+
+
+def _targets(target, mode, num_classes, ignore_index):
+    """(N, C, S) float64 targets and an (N, C or 1, S) validity mask."""
+    n = target.shape[0]
+    if mode == "multiclass":
+        labels = target.reshape(n, -1).long()
+        valid = torch.ones_like(labels, dtype=torch.bool) if ignore_index is None else labels != ignore_index
+        onehot = F.one_hot(torch.where(valid, labels, 0), num_classes).permute(0, 2, 1).double()
+        return onehot * valid.unsqueeze(1), valid.unsqueeze(1)
+    flat = target.reshape(n, num_classes, -1).double()
+    valid = torch.ones_like(flat, dtype=torch.bool) if ignore_index is None else flat != ignore_index
+    return torch.where(valid, flat, 0.0), valid
+
+
+def _reduce_classes(loss, classes, class_weights, reduction):
+    weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float64)
+    if classes is not None:
+        loss = loss[..., list(classes)]
+        weights = None if weights is None else weights[list(classes)]
+    if weights is not None:
+        weights = torch.broadcast_to(weights, loss.shape)
+    if reduction == "none":
+        return loss if weights is None else loss * weights
+    if reduction == "sum":
+        return loss.sum() if weights is None else (loss * weights).sum()
+    return loss.mean() if weights is None else (loss * weights).sum() / weights.sum()
+
+
+def tversky_counts(probs, target, per_image, soft):
+    dims = (2,) if per_image else (0, 2)
+    if soft:
+        p_sum, t_sum = probs.sum(dims), target.sum(dims)
+        err = (probs - target).abs().sum(dims)
+        tp = (p_sum + t_sum - err) / 2
+        return tp, p_sum - tp, t_sum - tp
+    return (probs * target).sum(dims), (probs * (1 - target)).sum(dims), ((1 - probs) * target).sum(dims)
+
+
+def tversky_reference(logits, target, *, mode, alpha=0.5, beta=0.5, gamma=1.0, classes=None, log_loss=False,
+                      from_logits=True, smooth=0.0, ignore_index=None, eps=1e-7, class_weights=None,
+                      per_image=False, ignore_empty=True, reduction="mean", soft=False, log_cosh=False):
+    """Textbook (focal-)Tversky loss in float64 (Dice: alpha = beta = 0.5; Jaccard: 1, 1)."""
+    probs = _probs(logits, mode, from_logits)
+    n, c = probs.shape[:2]
+    probs = probs.reshape(n, c, -1)
+    onehot, valid = _targets(target, mode, c, ignore_index)
+    probs = probs * valid
+    tp, fp, fn = tversky_counts(probs, onehot, per_image, soft)
+    score = (tp + smooth) / (tp + alpha * fp + beta * fn + smooth).clamp_min(eps)
+    loss = -torch.log(score.clamp_min(eps)) if log_loss else 1 - score
+    loss = loss.clamp_min(0) ** gamma
+    if log_cosh:
+        loss = torch.log(torch.cosh(loss))
+    if ignore_empty:
+        loss = loss * ((tp + fn) > 0)
+    return _reduce_classes(loss, classes, class_weights, reduction)
+
+
+def focal_reference(logits, target, *, mode, alpha=None, gamma=2.0, ignore_index=None, reduction="mean",
+                    normalized=False, reduced_threshold=None, class_weights=None, multiclass_activation="softmax",
+                    eps=1e-7):
+    """Textbook focal loss in float64: -alpha_t (1 - p_t)^gamma log p_t."""
+    x = logits.double().clamp(-LIMIT, LIMIT)
+    n, c = x.shape[:2]
+    if mode == "multiclass" and multiclass_activation == "softmax":
+        labels = target.long()
+        valid = torch.ones_like(labels, dtype=torch.bool) if ignore_index is None else labels != ignore_index
+        safe = torch.where(valid, labels, 0)
+        log_pt = torch.log_softmax(x, 1).gather(1, safe.unsqueeze(1)).squeeze(1)
+        factor = _focal_factor(log_pt, gamma, reduced_threshold)
+        loss = -factor * log_pt
+        if isinstance(alpha, (list, tuple)):
+            loss = loss * torch.tensor(alpha, dtype=torch.float64)[safe]
+        elif alpha is not None:
+            loss = loss * alpha
+        loss = loss * valid
+        if normalized:
+            loss = loss / (factor * valid).sum().clamp_min(eps)
+        if reduction == "none":
+            return loss
+        return loss.sum() if reduction == "sum" else loss.sum() / valid.sum().clamp_min(1)
+    t, valid = _targets(target, mode, c, ignore_index)
+    xf = x.reshape(n, c, -1)
+    # log p_t for soft labels: -BCE; for hard labels this is log(sigmoid(+-x)).
+    log_pt = -(F.softplus(xf) - t * xf)
+    factor = _focal_factor(log_pt, gamma, reduced_threshold)
+    loss = -factor * log_pt
+    if isinstance(alpha, (list, tuple)):
+        loss = loss * torch.tensor(alpha, dtype=torch.float64).view(1, c, 1)
+    elif alpha is not None:
+        loss = loss * (alpha * t + (1 - alpha) * (1 - t))
+    loss = loss * valid
+    if normalized:
+        loss = loss / (factor * valid).sum((0, 2), keepdim=True).clamp_min(eps)
+    weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float64)
+    if reduction == "none":
+        out = loss if weights is None else loss * weights.view(1, c, 1)
+        return out.reshape(logits.shape)
+    per_class_sum = loss.sum((0, 2))
+    if reduction == "sum":
+        return per_class_sum.sum() if weights is None else (per_class_sum * weights).sum()
+    count = torch.broadcast_to(valid, loss.shape).sum((0, 2)).clamp_min(1)
+    per_class = per_class_sum / count
+    return per_class.mean() if weights is None else (per_class * weights).sum() / weights.sum()
+
+
+def _focal_factor(log_pt, gamma, reduced_threshold):
+    one_minus = -torch.expm1(log_pt)
+    factor = one_minus**gamma
+    if reduced_threshold is not None:
+        factor = torch.where(log_pt.exp() < reduced_threshold, torch.ones_like(factor),
+                             (one_minus / reduced_threshold) ** gamma)
+    return factor
+
+
+def log_cosh_reference(logits, target, **kwargs):
+    """log(cosh(Dice loss)) per class, float64."""
+    return tversky_reference(logits, target, log_cosh=True, **kwargs)
+
+
+def close(actual, expected, rtol, atol):
+    """|a - e| <= atol + rtol |e|, elementwise, for tensors or floats."""
+    a = torch.as_tensor(actual, dtype=torch.float64)
+    e = torch.as_tensor(expected, dtype=torch.float64)
+    return bool(((a - e).abs() <= atol + rtol * e.abs()).all())
+
+
+LOG_COSH_ONE = math.log(math.cosh(1.0))

@@ -1,0 +1,91 @@
+"""A registry describing each loss, driving the generic tests (the way PyTorch's OpInfo does).
+
+Each :class:`LossInfo` says how to build the loss as a class and call it as a function, which
+option sets ("variants") to exercise, its float64 reference and its bounds.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Tuple
+
+import stableloss
+from tests import reference
+
+MODES = ("binary", "multiclass", "multilabel")
+
+
+@dataclass(frozen=True)
+class LossInfo:
+    name: str
+    cls: type
+    fn: Callable
+    reference: Callable
+    variants: List[Dict] = field(default_factory=lambda: [{}])
+    bounds: Tuple[float, Optional[float]] = (0.0, 1.0)
+    overlap: bool = True  # a Dice-family loss (scores TP/FP/FN)
+
+    def build(self, mode: str, **options):
+        return self.cls(mode, **options)
+
+    def call(self, logits, target, mode: str, **options):
+        return self.fn(logits, target, mode=mode, **options)
+
+    def ids(self):
+        return [f"{self.name}-{i}" for i in range(len(self.variants))]
+
+
+def _boundary_reference(logits, target, *, mode, dice_weight=0.7, focal_weight=0.3):
+    return (dice_weight * reference.tversky_reference(logits, target, mode=mode)
+            + focal_weight * reference.focal_reference(logits, target, mode=mode, gamma=2.0))
+
+
+def _boundary_class(mode, dice_weight=0.7, focal_weight=0.3):
+    return stableloss.BoundaryAwareLoss(mode, dice_weight=dice_weight, focal_weight=focal_weight)
+
+
+def _jaccard_reference(logits, target, **kw):
+    return reference.tversky_reference(logits, target, alpha=1.0, beta=1.0, **kw)
+
+
+LOSSES = [
+    LossInfo("dice", stableloss.DiceLoss, stableloss.dice_loss, reference.tversky_reference,
+             variants=[{}, {"log_loss": True}, {"smooth": 1.0}, {"per_image": True}],
+             bounds=(0.0, None)),  # -log(eps) bounds the log loss; checked per variant below
+    LossInfo("tversky", stableloss.TverskyLoss, stableloss.tversky_loss, reference.tversky_reference,
+             variants=[{"alpha": 0.3, "beta": 0.7}, {"alpha": 0.7, "beta": 0.3, "gamma": 0.75},
+                       {"alpha": 0.5, "beta": 0.5, "gamma": 2.0}]),
+    LossInfo("jaccard", stableloss.JaccardLoss, stableloss.jaccard_loss, _jaccard_reference),
+    LossInfo("focal", stableloss.FocalLoss, stableloss.focal_loss, reference.focal_reference,
+             variants=[{}, {"gamma": 0.5}, {"gamma": 0.0, "alpha": 0.25}, {"gamma": 3.0, "alpha": 0.75}],
+             bounds=(0.0, None), overlap=False),
+    LossInfo("logcosh", stableloss.LogCoshDiceLoss, stableloss.log_cosh_dice_loss, reference.log_cosh_reference,
+             bounds=(0.0, reference.LOG_COSH_ONE)),
+    LossInfo("boundary", _boundary_class, stableloss.boundary_aware_loss, _boundary_reference,
+             variants=[{}, {"dice_weight": 0.5, "focal_weight": 0.5}], bounds=(0.0, None), overlap=False),
+]
+
+BY_NAME = {info.name: info for info in LOSSES}
+
+
+def upper_bound(info: LossInfo, options: Dict) -> Optional[float]:
+    """The loss's upper bound for these options (None: unbounded above)."""
+    if info.name == "dice":
+        return None if options.get("log_loss") else 1.0
+    return info.bounds[1]
+
+
+def cases():
+    """(info, variant) pairs for parametrisation, with readable ids."""
+    out, ids = [], []
+    for info in LOSSES:
+        for index, variant in enumerate(info.variants):
+            out.append((info, variant))
+            ids.append(f"{info.name}-{index}")
+    return out, ids
+
+
+@functools.lru_cache(maxsize=None)
+def case_ids():
+    return cases()[1]

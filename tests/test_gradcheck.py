@@ -1,0 +1,29 @@
+"""torch.autograd.gradcheck in float64 on tiny inputs, for every loss, variant and mode."""
+
+import pytest
+import torch
+
+from tests.inputs import make_case
+from tests.registry import MODES, cases
+
+CASES, IDS = cases()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("info,options", CASES, ids=IDS)
+def test_gradcheck_float64(info, options, mode):
+    logits, target = make_case(mode, seed=30, spatial=(3, 4), batch=2, scale=1.5, dtype=torch.float64)
+    logits.requires_grad_(True)
+    loss = info.build(mode, **options)
+    assert torch.autograd.gradcheck(lambda x: loss(x, target).double(), (logits,), eps=1e-6, atol=1e-5, rtol=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["binary", "multilabel"])
+def test_gradcheck_soft_labels(mode):
+    import stableloss
+
+    logits, target = make_case(mode, seed=31, spatial=(3, 3), batch=2, soft=True, dtype=torch.float64)
+    target = target.double()
+    logits.requires_grad_(True)
+    for fn in (stableloss.dice_loss, stableloss.focal_loss):
+        assert torch.autograd.gradcheck(lambda x: fn(x, target, mode=mode).double(), (logits,), eps=1e-6, atol=1e-5, rtol=1e-3)
