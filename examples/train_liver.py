@@ -70,7 +70,7 @@ def lr_lambda(warmup: int, total: int):
 
 
 def train_epoch(model, loader, criterion, opt, sched, scaler, guard, args, info, precision, epoch):
-    """One epoch; returns the mean of the finite losses."""
+    """One epoch; returns the mean loss of the steps taken (NaN if one was NaN, with --no-guard)."""
     model.train()
     losses = []
     bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=None if info.main else True)
@@ -82,18 +82,24 @@ def train_epoch(model, loader, criterion, opt, sched, scaler, guard, args, info,
         with autocast(precision, info.device):
             components = criterion.components(model(x), y)
         finite = all(bool(torch.isfinite(v)) for v in components.values())
-        if not ddp.all_true(finite, info):
+        if not ddp.all_true(finite, info) and not args.no_guard:
             if not finite:
                 guard.check_loss(components, epoch=epoch, batch=batch)
             else:
                 guard.skip(f"loss non-finite on another rank at epoch {epoch}, batch {batch}")
             sched.step()
             continue
+        if not finite:  # only with --no-guard: carry on as the experiment's loop did
+            guard.events.append(f"unguarded: non-finite loss at epoch {epoch}, batch {batch}: "
+                                + ", ".join(f"{k}={float(v):.4g}" for k, v in components.items()))
         loss = criterion.combine(components)
         scaler.scale(loss).backward()
         scaler.unscale_(opt)
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
-        if guard.check_grad(norm, epoch=epoch, batch=batch, scaler_active=scaler.is_enabled()) or scaler.is_enabled():
+        if args.no_guard:
+            guard.scaler_skipped += int(scaler.is_enabled() and not bool(torch.isfinite(norm)))
+            scaler.step(opt)
+        elif guard.check_grad(norm, epoch=epoch, batch=batch, scaler_active=scaler.is_enabled()) or scaler.is_enabled():
             scaler.step(opt)  # with fp16 the scaler itself skips a step whose gradients overflowed
         scaler.update()
         sched.step()

@@ -7,7 +7,7 @@ import torch
 pytest.importorskip("nibabel")
 pytest.importorskip("segmentation_models_pytorch")
 
-import _liver_path  # noqa: E402,F401
+from tests import _liver_path  # noqa: E402,F401
 import liver.cache as cache_mod  # noqa: E402
 from liver.cache import SliceDataset, build_cache, epoch_slices  # noqa: E402
 from liver.data import find_cases, load_case, preprocess  # noqa: E402

@@ -5,7 +5,7 @@ import pytest
 
 nib = pytest.importorskip("nibabel")
 
-import _liver_path  # noqa: E402,F401
+from tests import _liver_path  # noqa: E402,F401
 from liver.phantom import phantom_volume, write_phantom  # noqa: E402
 
 

@@ -9,7 +9,7 @@ import torch
 nib = pytest.importorskip("nibabel")
 pytest.importorskip("segmentation_models_pytorch")
 
-import _liver_path  # noqa: E402,F401
+from tests import _liver_path  # noqa: E402,F401
 import predict_liver  # noqa: E402
 from liver.checkpoint import save_checkpoint  # noqa: E402
 from liver.infer import predict_volume  # noqa: E402

@@ -12,7 +12,7 @@ import torch
 pytest.importorskip("nibabel")
 pytest.importorskip("segmentation_models_pytorch")
 
-import _liver_path  # noqa: E402,F401
+from tests import _liver_path  # noqa: E402,F401
 import train_liver  # noqa: E402
 from liver import checkpoint  # noqa: E402
 from liver.guard import NonFiniteError, NonFiniteGuard  # noqa: E402

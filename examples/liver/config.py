@@ -55,6 +55,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--warmup-epochs", type=float, help="linear warm-up, then cosine decay")
     t.add_argument("--clip", type=float, default=1.0, help="gradient-norm clipping (default %(default)s)")
     t.add_argument("--patience", type=int, default=20, help="stop after this many non-finite steps in a row")
+    t.add_argument("--no-guard", action="store_true",
+                   help="do not skip steps with a non-finite loss (reproduces the experiment's loop, for comparison)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="cuda" if _cuda() else "cpu")
     o = p.add_argument_group("output")
