@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from liver import distributed as ddp  # noqa: E402
 from liver.cache import SliceDataset, build_cache, epoch_slices  # noqa: E402
 from liver.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from liver.config import parse_args  # noqa: E402
+from liver.config import cpu_threads, parse_args  # noqa: E402
 from liver.data import find_cases, make_target  # noqa: E402
 from liver.folds import patient_folds  # noqa: E402
 from liver.guard import NonFiniteError, NonFiniteGuard  # noqa: E402
@@ -126,6 +126,8 @@ def validate(model, cache, val_ids, args, info, precision):
 def main(argv=None) -> dict:
     args = parse_args(argv)
     info = ddp.setup(args.device)
+    if info.device.type == "cpu":
+        torch.set_num_threads(cpu_threads(args.threads) if not info.enabled else max(1, cpu_threads(args.threads) // info.world))
     log = print if info.main else (lambda *a, **k: None)
     start_time = time.time()
     torch.manual_seed(args.seed)
@@ -135,7 +137,8 @@ def main(argv=None) -> dict:
     cases, cache = prepare_data(args, info)
     train_ids, val_ids = patient_folds([c.case_id for c in cases], args.folds, seed=args.seed)[args.fold]
     log(f"{len(cases)} volumes: {len(train_ids)} train, {len(val_ids)} validation (fold {args.fold} of {args.folds}); "
-        f"loss {args.loss}, precision {precision}, device {info.device}, {info.world} process(es)")
+        f"loss {args.loss}, precision {precision}, device {info.device}, {info.world} process(es), "
+        f"{torch.get_num_threads()} thread(s)")
     multiclass = args.target == "multiclass"
     net = build_model(args.encoder, args.encoder_weights, 3 if multiclass else 1, log=log).to(info.device)
     model = DistributedDataParallel(net) if info.enabled else net

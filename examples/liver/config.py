@@ -15,8 +15,8 @@ from liver.data import HU_WINDOW, TARGETS
 from liver.infer import PRECISIONS
 from liver.losses import LOSSES
 
-DEFAULTS = dict(phantom_volumes=10, phantom_size=128, phantom_slices=48, img_size=96, epochs=8, batch_size=16,
-                folds=5, lr=2e-3, warmup_epochs=1.0)
+DEFAULTS = dict(phantom_volumes=16, phantom_size=128, phantom_slices=48, img_size=96, epochs=8, batch_size=16,
+                folds=4, lr=2e-3, warmup_epochs=1.0)
 QUICK = dict(phantom_volumes=4, phantom_size=64, phantom_slices=24, img_size=64, epochs=2, batch_size=8,
              folds=2, lr=2e-3, warmup_epochs=0.5)
 
@@ -59,6 +59,7 @@ def parser() -> argparse.ArgumentParser:
                    help="do not skip steps with a non-finite loss (reproduces the experiment's loop, for comparison)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    t.add_argument("--threads", type=int, help="CPU threads (default: the idle cores, at least 1; see cpu_threads)")
     o = p.add_argument_group("output")
     o.add_argument("--out-dir", type=Path, default=Path("runs/liver"), help="run folder (default: %(default)s)")
     o.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt")
@@ -72,6 +73,23 @@ def _cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def cpu_threads(requested=None) -> int:
+    """Threads for CPU work: ``requested``, else PyTorch's default less the cores already busy.
+
+    PyTorch uses one OpenMP thread per core. When other processes keep cores busy, its threads
+    wait for each other at every operator and a training step was measured 20x slower with 2
+    threads than with 1 on a 2-core machine with 5 runnable processes (docs/liver-example.md).
+    """
+    import torch
+
+    if requested is not None:
+        if requested < 1:
+            raise SystemExit(f"--threads must be >= 1; received {requested}")
+        return requested
+    busy = int(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
+    return max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - busy))
 
 
 def parse_args(argv=None) -> argparse.Namespace:

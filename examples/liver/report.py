@@ -34,7 +34,7 @@ def save_contours(path: Path, volumes: Dict[str, np.ndarray], preds: Dict[str, n
     ids = list(volumes)[:max_cases]
     if not ids:
         return
-    fig, axes = plt.subplots(1, len(ids), figsize=(4 * len(ids), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(ids), figsize=(4 * len(ids), 4.6), squeeze=False)
     for ax, cid in zip(axes[0], ids):
         z = int(np.argmax((trues[cid] > 0).reshape(len(trues[cid]), -1).sum(1)))
         ax.imshow(np.asarray(volumes[cid][z], np.float32), cmap="gray", origin="lower")
@@ -43,7 +43,7 @@ def save_contours(path: Path, volumes: Dict[str, np.ndarray], preds: Dict[str, n
                 ax.contour(mask > 0, levels=[0.5], colors=color, linewidths=1.2, origin="lower")
         ax.set_title(f"{cid}, slice {z}\ngreen: truth, red: prediction", fontsize=9)
         ax.axis("off")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     tmp = Path(path).with_name(f".tmp-{os.getpid()}-{Path(path).name}")
     fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
