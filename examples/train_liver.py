@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +127,8 @@ def validate(model, cache, val_ids, args, info, precision):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    # Skipped steps (ours or the GradScaler's) still advance the schedule, which PyTorch warns about.
+    warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()` before"))
     info = ddp.setup(args.device)
     if info.device.type == "cpu":
         torch.set_num_threads(cpu_threads(args.threads) if not info.enabled else max(1, cpu_threads(args.threads) // info.world))
@@ -201,7 +205,8 @@ def main(argv=None) -> dict:
                "loss": args.loss, "precision": precision, "run_dir": str(out)}
     if info.main:
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
-        log(f"best validation Dice (3D, mean over {len(val_ids)} volumes): {best:.4f} | {status} | "
+        shown = f"{best:.4f}" if history else "none (no epoch finished)"
+        log(f"best validation Dice (3D, mean over {len(val_ids)} volumes): {shown} | {status} | "
             f"{summary['wall_seconds']} s | run folder {out}")
     ddp.cleanup(info)
     return summary
