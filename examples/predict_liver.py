@@ -28,6 +28,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from liver.checkpoint import load_checkpoint  # noqa: E402
+from liver.config import cpu_threads  # noqa: E402
 from liver.data import Case, find_cases, load_case, make_target, preprocess, to_original_orientation  # noqa: E402
 from liver.infer import PRECISIONS, predict_volume, resolve_precision, to_labels  # noqa: E402
 from liver.metrics import DiceTracker  # noqa: E402
@@ -80,8 +81,11 @@ def main(argv=None) -> dict:
     p.add_argument("--precision", choices=PRECISIONS, default="auto")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, help="CPU threads (default: the idle cores, at least 1)")
     args = p.parse_args(argv)
     device = torch.device(args.device)
+    if device.type == "cpu":
+        torch.set_num_threads(cpu_threads(args.threads))
     precision = resolve_precision(args.precision, device)
     models, settings = load_models(args.checkpoint, device)
     args.output.mkdir(parents=True, exist_ok=True)

@@ -17,8 +17,8 @@ from liver.losses import LOSSES
 
 DEFAULTS = dict(phantom_volumes=16, phantom_size=128, phantom_slices=48, img_size=96, epochs=8, batch_size=16,
                 folds=4, lr=2e-3, warmup_epochs=1.0)
-QUICK = dict(phantom_volumes=4, phantom_size=64, phantom_slices=24, img_size=64, epochs=2, batch_size=8,
-             folds=2, lr=2e-3, warmup_epochs=0.5)
+QUICK = dict(phantom_volumes=6, phantom_size=64, phantom_slices=32, img_size=64, epochs=4, batch_size=8,
+             folds=3, lr=2e-3, warmup_epochs=0.5)
 
 
 def default_cache_dir() -> Path:
@@ -63,7 +63,7 @@ def parser() -> argparse.ArgumentParser:
     o = p.add_argument_group("output")
     o.add_argument("--out-dir", type=Path, default=Path("runs/liver"), help="run folder (default: %(default)s)")
     o.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt")
-    o.add_argument("--quick", action="store_true", help="smoke test: tiny phantom, 2 epochs (about a minute)")
+    o.add_argument("--quick", action="store_true", help="smoke test: 6 small phantom volumes, 4 epochs (under a minute)")
     o.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)  # tests: simulate an interruption
     o.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)  # tests/comparisons: steps per epoch cap
     return p
