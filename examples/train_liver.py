@@ -36,7 +36,7 @@ from liver.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from liver.config import cpu_threads, parse_args  # noqa: E402
 from liver.data import find_cases, make_target  # noqa: E402
 from liver.folds import patient_folds  # noqa: E402
-from liver.guard import NonFiniteError, NonFiniteGuard  # noqa: E402
+from liver.guard import NonFiniteError, NonFiniteGuard, nonfinite_parameters  # noqa: E402
 from liver.infer import autocast, make_scaler, predict_volume, resolve_precision, to_labels  # noqa: E402
 from liver.losses import build_loss  # noqa: E402
 from liver.metrics import DiceTracker  # noqa: E402
@@ -93,7 +93,7 @@ def train_epoch(model, loader, criterion, opt, sched, scaler, guard, args, info,
             continue
         if not finite:  # only with --no-guard: carry on as the experiment's loop did
             guard.events.append(f"unguarded: non-finite loss at epoch {epoch}, batch {batch}: "
-                                + ", ".join(f"{k}={float(v):.4g}" for k, v in components.items()))
+                                + ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in components.items()))
         loss = criterion.combine(components)
         scaler.scale(loss).backward()
         scaler.unscale_(opt)
@@ -177,6 +177,9 @@ def main(argv=None) -> dict:
             loader = DataLoader(SliceDataset(cache, items, args.target), batch_size=args.batch_size,
                                 num_workers=args.workers, persistent_workers=False)
             loss = train_epoch(model, loader, criterion, opt, sched, scaler, guard, args, info, precision, epoch)
+            bad = nonfinite_parameters(net)
+            if bad is not None:  # only possible with --no-guard: stop without saving these weights
+                raise NonFiniteError(f"parameter {bad!r} is not finite after epoch {epoch}; no checkpoint written")
             if info.main:
                 scores, preds, trues = validate(net, cache, val_ids, args, info, precision)
                 row = {"epoch": epoch, "train_loss": round(loss, 5), "val_dice": round(scores["dice_per_volume"], 5),

@@ -76,6 +76,13 @@ def test_repeated_nan_stops_with_diagnosis(tmp_path, monkeypatch):
     assert summary["epochs_run"] == 0 and not (tmp_path / "run" / "best.pt").exists()
 
 
+def test_diverged_weights_are_never_saved(tmp_path):
+    summary = train_liver.main(tiny(tmp_path, "--no-guard", "--lr", "1e30", "--clip", "1e30"))
+    assert summary["status"].startswith("stopped: parameter ")
+    assert summary["status"].endswith("is not finite after epoch 1; no checkpoint written")
+    assert not (tmp_path / "run" / "last.pt").exists() and not (tmp_path / "run" / "best.pt").exists()
+
+
 def test_checkpoint_refuses_nonfinite_weights(tmp_path):
     model = torch.nn.Linear(2, 1)
     with torch.no_grad():
