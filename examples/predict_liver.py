@@ -107,4 +107,7 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (FileNotFoundError, ValueError) as err:  # bad input: one line naming the file, no traceback
+        sys.exit(f"error: {err}")

@@ -216,5 +216,8 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    result = main()
+    try:
+        result = main()
+    except (FileNotFoundError, ValueError) as err:  # bad data: one line naming the file, no traceback
+        sys.exit(f"error: {err}")
     sys.exit(0 if result["status"].startswith(("finished", "stopped after")) else 1)

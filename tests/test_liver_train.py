@@ -144,3 +144,11 @@ def test_torchrun_two_processes_gloo(tmp_path):
     assert "2 process(es)" in done.stdout
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["epochs_run"] == 1
+
+
+def test_cli_bad_data_dir_is_one_line_naming_it(tmp_path):
+    cmd = [sys.executable, str(ROOT / "examples" / "train_liver.py"), "--data-dir", str(tmp_path / "missing"),
+           "--out-dir", str(tmp_path / "run")]
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"error: data_dir '{tmp_path / 'missing'}' is not an existing folder"
