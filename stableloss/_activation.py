@@ -55,22 +55,6 @@ def saturate(x: Tensor, low: float = -LOGIT_LIMIT, high: float = LOGIT_LIMIT) ->
     return _StraightThroughClamp.apply(x, low, high)
 
 
-def probabilities(input: Tensor, *, mode: str, from_logits: bool) -> Tensor:
-    """Float32 class probabilities ``(N, C, S)`` from logits (or from probabilities).
-
-    Args:
-        input: ``(N, C, S)`` logits, or probabilities when ``from_logits`` is False.
-        mode: ``"multiclass"`` uses a softmax over ``C``; the other modes a sigmoid per channel.
-        from_logits: When False, ``input`` already holds probabilities; they are clamped to [0, 1].
-    """
-    if not from_logits:
-        return saturate(input, 0.0, 1.0)
-    logits = saturate(input)
-    if mode == "multiclass":
-        return torch.softmax(logits, dim=1)
-    return torch.sigmoid(logits)
-
-
 def logits_from_probabilities(input: Tensor, *, mode: str, eps: float) -> Tensor:
     """Logits equivalent to given probabilities, for losses that work in logit space.
 

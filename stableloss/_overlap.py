@@ -1,21 +1,20 @@
 """The one place that turns (input, target) into overlap statistics: TP, FP and FN per class.
 
-The statistics are computed from three float32 sums per class (and per image, with
-``per_image=True``):
+Three float32 sums per class (and per image, with ``per_image=True``), each of non-negative terms:
 
 .. math::
 
-    P = \\sum_i p_i, \\qquad T = \\sum_i t_i, \\qquad E = \\sum_i |p_i - t_i|
+    TP = \\sum_i \\min(p_i, t_i), \\qquad FP = \\sum_i \\max(p_i - t_i, 0), \\qquad
+    FN = \\sum_i \\max(t_i - p_i, 0)
 
-    TP = (P + T - E) / 2, \\qquad FP = (E + P - T) / 2, \\qquad FN = (E - P + T) / 2
-
-For hard labels these equal the textbook :math:`\\sum p t`, :math:`\\sum p (1 - t)` and
-:math:`\\sum (1 - p) t`. For soft labels they are the semimetric form of Wang and Blaschko (2023),
-used by segmentation-models-pytorch too, whose loss is 0 exactly when ``p == t``. Both FP and FN are
-differences bounded by ``E``, so a near-perfect prediction keeps its small loss to float32 precision
-instead of losing it in ``1 - score``. The sums are float32 whatever the input dtype, so they never
-overflow at 65504 as float16 sums do. They are plain sums, so a distributed run can add them
-across ranks before the score is formed.
+For hard labels these are the textbook :math:`\\sum p t`, :math:`\\sum p (1 - t)` and
+:math:`\\sum (1 - p) t`. For soft labels they are the semimetric counts of Wang and Blaschko (2023),
+``TP = (sum p + sum t - sum |p - t|) / 2`` as in segmentation-models-pytorch, whose loss is 0 exactly
+when ``p == t``. Summing non-negative terms directly (rather than deriving one count from the others
+by subtraction) keeps each count to float32 relative precision when it is tiny: a near-perfect
+prediction keeps its small loss, and a hopeless one keeps its small Dice score for ``log_loss``. The
+sums are float32 whatever the input dtype, so they never overflow at 65504 as float16 sums do; they
+are plain sums, so a distributed run can add them across ranks before the score is formed.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from typing import NamedTuple, Optional, Tuple
 import torch
 from torch import Tensor
 
-from stableloss._activation import probabilities
+from stableloss._activation import LOGIT_LIMIT, compute_dtype
 
 
 class Overlap(NamedTuple):
@@ -76,35 +75,129 @@ def flatten_target(
     return flat, valid
 
 
-def soft_probabilities(input: Tensor, *, mode: str, from_logits: bool, valid: Optional[Tensor]) -> Tensor:
-    """Float32 probabilities ``(N, C, S)`` with ignored pixels set to 0."""
-    probs = probabilities(input.reshape(input.shape[0], input.shape[1], -1), mode=mode, from_logits=from_logits)
-    if valid is not None:
-        probs = torch.where(valid, probs, 0.0)
-    return probs
+class _OverlapSums(torch.autograd.Function):
+    """The sums TP, FP and FN, with a hand-written backward.
+
+    Autograd through ``sigmoid -> minimum/sub/clamp -> sum`` would keep several full-size
+    intermediates and allocate as many again in the backward pass. Here only the probabilities are
+    kept, the forward reuses its own buffers, and the backward is
+    ``dL/dp = A + B * sign(p - t)`` (constants per class) followed by the activation's backward
+    (``sigmoid_backward`` / ``_softmax_backward_data``; identity for the straight-through clamp of
+    probabilities). Ignored pixels have ``p = 0`` and get gradient 0.
+    """
+
+    @staticmethod
+    def forward(ctx, input, target, valid, activation, dims):  # type: ignore[override]
+        probs = activate(input, activation)
+        if valid is not None:
+            probs.mul_(valid)
+        work = torch.minimum(probs, target)
+        tp = work.sum(dim=dims)
+        difference = torch.sub(probs, target)
+        fp = torch.clamp_min(difference, 0.0, out=work).sum(dim=dims)
+        fn = difference.neg_().clamp_min_(0.0).sum(dim=dims)
+        ctx.save_for_backward(probs, target, valid)
+        ctx.activation, ctx.dims, ctx.input_dtype = activation, dims, input.dtype
+        return torch.stack([tp, fp, fn])
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        probs, target, valid = ctx.saved_tensors
+        shape = (1, -1, 1) if ctx.dims == (0, 2) else (probs.shape[0], probs.shape[1], 1)
+        g_tp, g_fp, g_fn = (g.reshape(shape) for g in grad.unbind(0))
+        # With s = sign(p - t): dTP/dp = (1 - s)/2, dFP/dp = (1 + s)/2, dFN/dp = (s - 1)/2, and
+        # dTP/dt = (1 + s)/2, dFP/dt = -(1 + s)/2, dFN/dt = (1 - s)/2 (s = 0 splits evenly).
+        sign = torch.sub(probs, target).sign_()
+        grad_target = None
+        if ctx.needs_input_grad[1]:
+            grad_target = sign * ((g_tp - g_fp - g_fn) / 2) + (g_tp - g_fp + g_fn) / 2
+            if valid is not None:
+                grad_target = grad_target * valid
+        grad_input = None
+        if ctx.needs_input_grad[0]:
+            grad_probs = sign.mul_((g_fp + g_fn - g_tp) / 2).add_((g_tp + g_fp - g_fn) / 2)
+            if valid is not None:
+                grad_probs.mul_(valid)
+            grad_input = activation_backward(grad_probs, probs, ctx.activation).to(ctx.input_dtype)
+        return grad_input, grad_target, None, None, None
 
 
-def overlap_statistics(probs: Tensor, target: Tensor, *, per_image: bool, global_batch: bool = False) -> Overlap:
-    """Soft TP, FP and FN per class from ``(N, C, S)`` float32 probabilities and targets.
+def activate(input: Tensor, activation: str) -> Tensor:
+    """A fresh float32 (float64 for float64 input) tensor of probabilities, safe to modify in place.
+
+    ``"sigmoid"`` needs no clamp (``sigmoid(+-inf)`` is 1 or 0 with gradient 0); ``"softmax"``
+    clamps logits to +-``LOGIT_LIMIT`` first (``inf - inf`` would be NaN); ``"identity"`` clamps
+    given probabilities to [0, 1].
+    """
+    dtype = compute_dtype(input.dtype)
+    if activation == "identity":
+        return input.to(dtype).clamp(0.0, 1.0)
+    if activation == "softmax":
+        return torch.softmax(input.to(dtype).clamp(-LOGIT_LIMIT, LOGIT_LIMIT), dim=1)
+    return torch.sigmoid(input) if input.dtype == dtype else input.to(dtype).sigmoid_()
+
+
+def activation_backward(grad_probs: Tensor, probs: Tensor, activation: str) -> Tensor:
+    """Gradient with respect to the logits from the gradient with respect to :func:`activate`'s output."""
+    if activation == "identity":
+        return grad_probs
+    if activation == "softmax":
+        return torch.ops.aten._softmax_backward_data(grad_probs, probs, 1, probs.dtype)
+    return torch.ops.aten.sigmoid_backward(grad_probs, probs)
+
+
+def overlap_statistics(
+    input: Tensor,
+    target: Tensor,
+    *,
+    mode: str,
+    from_logits: bool,
+    valid: Optional[Tensor],
+    per_image: bool,
+    global_batch: bool = False,
+) -> Overlap:
+    """Soft TP, FP and FN per class from logits (or probabilities) and a flattened target.
 
     Args:
-        probs: ``(N, C, S)`` float32 probabilities, 0 at ignored pixels.
-        target: ``(N, C, S)`` float32 targets in [0, 1], 0 at ignored pixels.
+        input: ``(N, C, *S)`` logits (probabilities if ``from_logits`` is False), any float dtype.
+        target: ``(N, C, S)`` float targets in [0, 1], 0 at ignored pixels (:func:`flatten_target`).
+        mode: ``"multiclass"`` uses a softmax over ``C``, the other modes a sigmoid per channel.
+        from_logits: Whether ``input`` holds logits.
+        valid: Boolean mask broadcastable to ``(N, C, S)``, or ``None``.
         per_image: Sum over each image separately (``(N, C)`` statistics) instead of over the batch
             (``(C,)``, the batch Dice of segmentation-models-pytorch).
         global_batch: Add the sums over all ``torch.distributed`` ranks (see :func:`all_reduce_sums`).
 
     Returns:
-        :class:`Overlap` of float32 tensors.
+        :class:`Overlap` of float32 tensors (float64 for float64 input).
     """
+    activation = "identity" if not from_logits else ("softmax" if mode == "multiclass" else "sigmoid")
+    flat = input.reshape(input.shape[0], input.shape[1], -1)
     dims = (2,) if per_image else (0, 2)
-    # probs and target are float32 (float64 for float64 input): the sums accumulate in that dtype.
-    pred_sum = probs.sum(dim=dims)
-    target_sum = target.sum(dim=dims)
-    error_sum = (probs - target).abs().sum(dim=dims)
+    sums = _OverlapSums.apply(flat, target, valid, activation, dims)
     if global_batch:
-        pred_sum, target_sum, error_sum = all_reduce_sums(torch.stack([pred_sum, target_sum, error_sum])).unbind(0)
-    return overlap_from_sums(pred_sum, target_sum, error_sum)
+        sums = all_reduce_sums(sums)
+    return Overlap(*sums.unbind(0))
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks; the backward sums the gradient over ranks too (each rank's loss used the sum)."""
+
+    @staticmethod
+    def forward(ctx, sums):  # type: ignore[override]
+        import torch.distributed as dist
+
+        total = sums.clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        import torch.distributed as dist
+
+        total = grad.clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total
 
 
 def all_reduce_sums(sums: Tensor) -> Tensor:
@@ -121,17 +214,4 @@ def all_reduce_sums(sums: Tensor) -> Tensor:
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return sums
-    from torch.distributed.nn.functional import all_reduce
-
-    return all_reduce(sums)
-
-
-def overlap_from_sums(pred_sum: Tensor, target_sum: Tensor, error_sum: Tensor) -> Overlap:
-    """:class:`Overlap` from the three sums P, T and E (see the module docstring)."""
-    imbalance = pred_sum - target_sum
-    # No clamping at 0: rounding can leave -1e-7, and a clamp there would cut the very gradient
-    # that moves a completely wrong prediction.
-    tp = (pred_sum + target_sum - error_sum) / 2
-    fp = (error_sum + imbalance) / 2
-    fn = (error_sum - imbalance) / 2
-    return Overlap(tp, fp, fn)
+    return _AllReduceSum.apply(sums)

@@ -13,6 +13,7 @@ from stableloss import _checks
 from stableloss._activation import TINY_LOSS, compute_dtype, logits_from_probabilities, saturate
 from stableloss._overlap import flatten_target
 from stableloss._reduction import check_reduction, reduce_loss
+from stableloss._sigmoid_focal import sigmoid_focal_terms
 from stableloss.tversky import Weights, resolve_class_weights
 
 Alpha = Union[None, float, Sequence[float], Tensor]
@@ -151,7 +152,7 @@ def focal_loss(
         )
     weights = resolve_class_weights(class_weights, mode=mode, num_classes=num_classes, device=input.device)
 
-    logits = saturate(input) if from_logits else logits_from_probabilities(input, mode=mode, eps=eps)
+    logits = input if from_logits else logits_from_probabilities(input, mode=mode, eps=eps)
     if softmax:
         return _softmax_focal(logits, target, alpha=alpha, gamma=gamma, ignore_index=ignore_index, eps=eps,
                               reduction=reduction, normalized=normalized, reduced_threshold=reduced_threshold)
@@ -163,7 +164,7 @@ def _softmax_focal(logits, target, *, alpha, gamma, ignore_index, eps, reduction
     labels = target.long()
     valid = None if ignore_index is None else labels != ignore_index
     safe_labels = labels if valid is None else torch.where(valid, labels, 0)
-    ce = F.cross_entropy(logits, safe_labels, reduction="none")
+    ce = F.cross_entropy(saturate(logits), safe_labels, reduction="none")
     factor = focal_modulation(ce, gamma, reduced_threshold)
     loss = ce if factor is None else ce * factor
     if isinstance(alpha, Tensor):
@@ -186,33 +187,42 @@ def _softmax_focal(logits, target, *, alpha, gamma, ignore_index, eps, reduction
 
 def _sigmoid_focal(logits, target, *, mode, alpha, gamma, ignore_index, eps, reduction, normalized, reduced_threshold, weights):
     batch, num_classes = logits.shape[:2]
-    flat_target, valid = flatten_target(target, mode=mode, num_classes=num_classes, ignore_index=ignore_index,
-                                        dtype=logits.dtype)
     flat_logits = logits.reshape(batch, num_classes, -1)
-    ce = F.binary_cross_entropy_with_logits(flat_logits, flat_target, reduction="none")
-    factor = focal_modulation(ce, gamma, reduced_threshold)
-    loss = ce if factor is None else ce * factor
+    flat_target, valid = flatten_target(target, mode=mode, num_classes=num_classes, ignore_index=ignore_index,
+                                        dtype=compute_dtype(logits.dtype))
+    weight = None
     if isinstance(alpha, Tensor):
-        loss = loss * alpha.view(1, num_classes, 1)
+        weight = alpha.view(1, num_classes, 1)
     elif alpha is not None:
-        loss = loss * (alpha * flat_target + (1.0 - alpha) * (1.0 - flat_target))
+        weight = flat_target * (2.0 * alpha - 1.0) + (1.0 - alpha)  # alpha t + (1 - alpha)(1 - t)
     if valid is not None:
-        loss = torch.where(valid, loss, 0.0)
-    count = None if valid is None else torch.broadcast_to(valid, loss.shape).sum(dim=(0, 2), dtype=loss.dtype)
+        weight = valid.to(flat_target.dtype) if weight is None else weight * valid
     if normalized:
-        kept = torch.ones_like(loss) if factor is None else factor
-        if valid is not None:
-            kept = torch.where(valid, kept, 0.0)
-        loss = loss / kept.sum(dim=(0, 2)).clamp_min(eps).view(1, num_classes, 1)
+        loss = _normalized_sigmoid_focal(flat_logits, flat_target, weight, valid, gamma=gamma, eps=eps,
+                                         reduced_threshold=reduced_threshold)
+    else:
+        loss = sigmoid_focal_terms(flat_logits, flat_target, gamma=gamma, reduced_threshold=reduced_threshold, weight=weight)
     if reduction == "none":
         out = loss if weights is None else loss * weights.view(1, num_classes, 1)
         return out.reshape(logits.shape)
     class_sum = loss.sum(dim=(0, 2))
     if reduction == "sum":
         return reduce_loss(class_sum, "sum", weights)
-    if count is None:
+    if valid is None:
         count = class_sum.new_tensor(float(batch * flat_logits.shape[2]))
+    else:
+        count = torch.broadcast_to(valid, loss.shape).sum(dim=(0, 2), dtype=loss.dtype)
     return reduce_loss(class_sum / count.clamp_min(1.0), "mean", weights)
+
+
+def _normalized_sigmoid_focal(logits, target, weight, valid, *, gamma, eps, reduced_threshold):
+    """Focal loss divided by the per-class sum of focal factors (gradient flows through both)."""
+    ce = F.binary_cross_entropy_with_logits(saturate(logits), target, reduction="none")
+    factor = focal_modulation(ce, gamma, reduced_threshold)
+    factor = torch.ones_like(ce) if factor is None else factor
+    loss = ce * factor if weight is None else ce * factor * weight
+    kept = factor if valid is None else torch.where(valid, factor, 0.0)
+    return loss / kept.sum(dim=(0, 2), keepdim=True).clamp_min(eps)
 
 
 class FocalLoss(nn.Module):

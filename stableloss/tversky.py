@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from stableloss import _checks
 from stableloss._activation import compute_dtype
-from stableloss._overlap import Overlap, flatten_target, overlap_statistics, soft_probabilities
+from stableloss._overlap import Overlap, flatten_target, overlap_statistics
 from stableloss._reduction import check_reduction, reduce_loss
 
 Weights = Union[None, Sequence[float], Tensor]
@@ -64,8 +64,8 @@ def tversky_class_losses(
 
     flat_target, valid = flatten_target(target, mode=mode, num_classes=input.shape[1], ignore_index=ignore_index,
                                         dtype=compute_dtype(input.dtype))
-    probs = soft_probabilities(input, mode=mode, from_logits=from_logits, valid=valid)
-    overlap = overlap_statistics(probs, flat_target, per_image=per_image, global_batch=global_batch)
+    overlap = overlap_statistics(input, flat_target, mode=mode, from_logits=from_logits, valid=valid,
+                                 per_image=per_image, global_batch=global_batch)
     loss = tversky_from_overlap(overlap, alpha=alpha, beta=beta, smooth=smooth, eps=eps, log_loss=log_loss)
     loss = focal_power(loss, gamma)
     if ignore_empty:
@@ -87,11 +87,10 @@ def tversky_from_overlap(
     errors = alpha * fp + beta * fn
     denominator = tp + errors + smooth
     clamped = denominator.clamp_min(eps)
-    loss = torch.where(denominator >= eps, errors, clamped - tp - smooth) / clamped
     if log_loss:
-        # -log(max(TI, eps)) with TI = 1 - loss, accurate for small losses.
-        return -torch.log1p(-loss.clamp(max=1.0 - eps))
-    return loss
+        # -log(max(TI, eps)), from TI itself: TP is accurate even where TI is tiny.
+        return -torch.log(((tp + smooth) / clamped).clamp_min(eps))
+    return torch.where(denominator >= eps, errors, clamped - tp - smooth) / clamped
 
 
 def focal_power(loss: Tensor, gamma: float) -> Tensor:

@@ -20,11 +20,3 @@ def make_case(mode: str, *, spatial=(6, 7), batch: int = 3, scale: float = 3.0, 
     else:
         target = (torch.rand(batch, c, *spatial, generator=gen) > 0.5).float()
     return logits, target
-
-
-def perfect_logits(target, mode: str, channels: int, margin: float = 30.0):
-    """Logits that predict ``target`` with the given confidence margin."""
-    if mode == "multiclass":
-        onehot = torch.nn.functional.one_hot(target.long(), channels).movedim(-1, 1).float()
-        return margin * (2 * onehot - 1)
-    return margin * (2 * target.float() - 1)

@@ -107,7 +107,7 @@ def focal_reference(logits, target, *, mode, alpha=None, gamma=2.0, ignore_index
     t, valid = _targets(target, mode, c, ignore_index)
     xf = x.reshape(n, c, -1)
     # log p_t for soft labels: -BCE; for hard labels this is log(sigmoid(+-x)).
-    log_pt = -(F.softplus(xf) - t * xf)
+    log_pt = -((1 - t) * F.softplus(xf) + t * F.softplus(-xf))  # no cancellation for hard labels
     factor = _focal_factor(log_pt, gamma, reduced_threshold)
     loss = -factor * log_pt
     if isinstance(alpha, (list, tuple)):

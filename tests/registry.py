@@ -6,7 +6,6 @@ option sets ("variants") to exercise, its float64 reference and its bounds.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -31,9 +30,6 @@ class LossInfo:
 
     def call(self, logits, target, mode: str, **options):
         return self.fn(logits, target, mode=mode, **options)
-
-    def ids(self):
-        return [f"{self.name}-{i}" for i in range(len(self.variants))]
 
 
 def _boundary_reference(logits, target, *, mode, dice_weight=0.7, focal_weight=0.3):
@@ -84,8 +80,3 @@ def cases():
             out.append((info, variant))
             ids.append(f"{info.name}-{index}")
     return out, ids
-
-
-@functools.lru_cache(maxsize=None)
-def case_ids():
-    return cases()[1]

@@ -191,3 +191,11 @@ def test_validate_args_false_skips_value_checks_only():
     assert torch.isfinite(stableloss.dice_loss(X_MC, out_of_range, mode="multiclass", validate_args=False))
     with pytest.raises(TypeError, match="integer class indices"):
         stableloss.dice_loss(X_MC, out_of_range.float(), mode="multiclass", validate_args=False)
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS, ids=fn_ids)
+def test_nan_in_target_is_named(fn):
+    target = T_BIN.clone()
+    target[1, 0, 2, 2] = float("nan")
+    with pytest.raises(ValueError, match=r"target must not contain NaN with mode='binary'"):
+        fn(X_BIN, target, mode="binary")

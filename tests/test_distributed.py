@@ -40,6 +40,7 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
             loss.backward()
             results[name] = (loss.detach(), local.grad)
         torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()  # neither rank tears the group down while the other still talks to it
     finally:
         dist.destroy_process_group()
 
