@@ -1,0 +1,50 @@
+"""Run-folder outputs besides checkpoints: the per-epoch CSV and the validation PNG."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+
+COLUMNS = ("epoch", "train_loss", "val_dice", "val_dice_global", "lr", "skipped", "scaler_skipped", "seconds")
+
+
+def write_csv(path: Path, rows: List[Dict[str, float]]) -> None:
+    """Write all rows (rewritten each epoch, atomically, so a resume continues the same file)."""
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp-{os.getpid()}")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        w.writerows({k: r.get(k, "") for k in COLUMNS} for r in rows)
+    os.replace(tmp, path)
+
+
+def save_contours(path: Path, volumes: Dict[str, np.ndarray], preds: Dict[str, np.ndarray],
+                  trues: Dict[str, np.ndarray], max_cases: int = 4) -> None:
+    """One panel per validation case: the slice with most true foreground, true contour in green
+    and predicted contour in red."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ids = list(volumes)[:max_cases]
+    if not ids:
+        return
+    fig, axes = plt.subplots(1, len(ids), figsize=(4 * len(ids), 4.6), squeeze=False)
+    for ax, cid in zip(axes[0], ids):
+        z = int(np.argmax((trues[cid] > 0).reshape(len(trues[cid]), -1).sum(1)))
+        ax.imshow(np.asarray(volumes[cid][z], np.float32), cmap="gray", origin="lower")
+        for mask, color in ((trues[cid][z], "lime"), (preds[cid][z], "red")):
+            if mask.any():
+                ax.contour(mask > 0, levels=[0.5], colors=color, linewidths=1.2, origin="lower")
+        ax.set_title(f"{cid}, slice {z}\ngreen: truth, red: prediction", fontsize=9)
+        ax.axis("off")
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    tmp = Path(path).with_name(f".tmp-{os.getpid()}-{Path(path).name}")
+    fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)

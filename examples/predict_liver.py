@@ -1,0 +1,113 @@
+"""Predict liver masks with one checkpoint or an ensemble, writing NIfTI with the input's affine.
+
+Several ``--checkpoint`` files form an ensemble: their probabilities are averaged before the
+threshold (the experiment's "final submission idea"). Each volume is preprocessed as in training
+(from the checkpoint's config: HU window, image size), predicted slice by slice with 2.5D input,
+the probabilities are resized back to the volume's in-plane size, thresholded (argmax for
+multiclass), returned to the file's own orientation and saved with its affine. Where a label file
+exists (``--input`` a LiTS/MSD folder, or ``--label``), Dice is reported.
+
+Examples::
+
+    python examples/predict_liver.py --checkpoint runs/liver/best.pt --input volume-3.nii.gz --output preds/
+    python examples/predict_liver.py --checkpoint a/best.pt b/best.pt c/best.pt --input /data/lits --output preds/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from liver.checkpoint import load_checkpoint  # noqa: E402
+from liver.config import cpu_threads  # noqa: E402
+from liver.data import Case, find_cases, load_case, make_target, preprocess, to_original_orientation  # noqa: E402
+from liver.infer import PRECISIONS, predict_volume, resolve_precision, to_labels  # noqa: E402
+from liver.metrics import DiceTracker  # noqa: E402
+from liver.model import build_model  # noqa: E402
+
+
+def load_models(paths, device):
+    """Models and their shared preprocessing settings; checkpoints must agree on them."""
+    models, settings = [], None
+    for path in paths:
+        ckpt = load_checkpoint(path)
+        cfg = ckpt["config"]
+        these = {"img_size": cfg["img_size"], "hu_window": list(cfg["hu_window"]), "target": cfg["target"],
+                 "encoder": cfg["encoder"]}
+        if settings is not None and these != settings:
+            raise ValueError(f"checkpoint {str(path)!r} was trained with {these}, unlike the first checkpoint's {settings}")
+        settings = these
+        model = build_model(cfg["encoder"], "none", 3 if cfg["target"] == "multiclass" else 1)
+        model.load_state_dict(ckpt["model"])
+        models.append(model.to(device).eval())
+    return models, settings
+
+
+def cases_from(input_path: Path, label: Path | None):
+    """A single NIfTI file (optionally with ``label``) or every case found in a folder."""
+    if input_path.is_file():
+        return [Case(input_path.name.split(".")[0], input_path, label)]
+    if input_path.is_dir():
+        return find_cases(input_path, require_labels=False)
+    raise FileNotFoundError(f"input {str(input_path)!r} is neither a NIfTI file nor a folder")
+
+
+def predict_case(case, models, settings, device, precision, batch_size):
+    """Hard mask in the file's voxel order, the original image, and the canonical label (or None)."""
+    hu, labels, original = load_case(case)
+    multiclass = settings["target"] == "multiclass"
+    volume = preprocess(hu, settings["img_size"], settings["hu_window"])
+    probs = predict_volume(models, volume, multiclass=multiclass, device=device, precision=precision, batch_size=batch_size)
+    probs = F.interpolate(torch.from_numpy(probs), size=hu.shape[1:], mode="bilinear", align_corners=False).numpy()
+    mask = to_labels(probs, multiclass)
+    return to_original_orientation(mask, original), original, mask, labels
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", type=Path, nargs="+", required=True, help="one or more best.pt/last.pt (ensemble)")
+    p.add_argument("--input", type=Path, required=True, help="a NIfTI volume, or a LiTS/MSD folder")
+    p.add_argument("--label", type=Path, help="segmentation for a single --input file, to report Dice")
+    p.add_argument("--output", type=Path, required=True, help="folder for <case>_pred.nii.gz and dice.json")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, help="CPU threads (default: the idle cores, at least 1)")
+    args = p.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cpu":
+        torch.set_num_threads(cpu_threads(args.threads))
+    precision = resolve_precision(args.precision, device)
+    models, settings = load_models(args.checkpoint, device)
+    args.output.mkdir(parents=True, exist_ok=True)
+    tracker = DiceTracker((1, 2) if settings["target"] == "multiclass" else (1,))
+    for case in cases_from(args.input, args.label):
+        mask, original, canonical_mask, labels = predict_case(case, models, settings, device, precision, args.batch_size)
+        out = args.output / f"{case.case_id}_pred.nii.gz"
+        nib.save(nib.Nifti1Image(mask.astype(np.uint8), original.affine, original.header), out)
+        line = f"{case.image} -> {out}"
+        if labels is not None:
+            line += f" | Dice {tracker.add(case.case_id, canonical_mask, make_target(labels, settings['target'])):.4f}"
+        print(line)
+    result = {"checkpoints": [str(c) for c in args.checkpoint], "per_volume": tracker.per_volume}
+    if tracker.per_volume:
+        result.update(tracker.summary())
+        print(f"Dice over {len(tracker.per_volume)} volume(s): mean {result['dice_per_volume']:.4f}, global {result['dice_global']:.4f}")
+    (args.output / "dice.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (FileNotFoundError, ValueError) as err:  # bad input: one line naming the file, no traceback
+        sys.exit(f"error: {err}")
