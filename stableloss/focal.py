@@ -160,11 +160,27 @@ def focal_loss(
                           reduction=reduction, normalized=normalized, reduced_threshold=reduced_threshold, weights=weights)
 
 
+def softmax_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
+    """``-log softmax(x)[y]`` per pixel as ``(m - x_y) + log1p(sum of exp(x_k - m) over k != argmax)``.
+
+    ``logsumexp(x) - x_y`` cancels when the prediction is confidently right (both terms are large
+    and equal to many digits); here the first term is exactly 0 when ``y`` is the argmax and the
+    second is ``log1p`` of the small remaining mass, so tiny losses keep their relative precision.
+
+    Args:
+        logits: ``(N, C, *S)`` finite float logits.
+        labels: ``(N, *S)`` class indices.
+    """
+    top, top_index = logits.max(dim=1, keepdim=True)
+    rest = torch.exp(logits - top).scatter(1, top_index, 0.0).sum(dim=1)
+    return (top - logits.gather(1, labels.unsqueeze(1))).squeeze(1) + torch.log1p(rest)
+
+
 def _softmax_focal(logits, target, *, alpha, gamma, ignore_index, eps, reduction, normalized, reduced_threshold):
     labels = target.long()
     valid = None if ignore_index is None else labels != ignore_index
     safe_labels = labels if valid is None else torch.where(valid, labels, 0)
-    ce = F.cross_entropy(saturate(logits), safe_labels, reduction="none")
+    ce = softmax_cross_entropy(saturate(logits), safe_labels)
     factor = focal_modulation(ce, gamma, reduced_threshold)
     loss = ce if factor is None else ce * factor
     if isinstance(alpha, Tensor):
@@ -217,7 +233,7 @@ def _sigmoid_focal(logits, target, *, mode, alpha, gamma, ignore_index, eps, red
 
 def _normalized_sigmoid_focal(logits, target, weight, valid, *, gamma, eps, reduced_threshold):
     """Focal loss divided by the per-class sum of focal factors (gradient flows through both)."""
-    ce = F.binary_cross_entropy_with_logits(saturate(logits), target, reduction="none")
+    ce = F.binary_cross_entropy_with_logits(saturate(logits), target, reduction="none")  # normalized: rare path
     factor = focal_modulation(ce, gamma, reduced_threshold)
     factor = torch.ones_like(ce) if factor is None else factor
     loss = ce * factor if weight is None else ce * factor * weight

@@ -7,6 +7,7 @@ class from the overlap statistics of ``_overlap.py``; the public functions only 
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence, Union
 
 import torch
@@ -87,10 +88,14 @@ def tversky_from_overlap(
     errors = alpha * fp + beta * fn
     denominator = tp + errors + smooth
     clamped = denominator.clamp_min(eps)
-    if log_loss:
-        # -log(max(TI, eps)), from TI itself: TP is accurate even where TI is tiny.
-        return -torch.log(((tp + smooth) / clamped).clamp_min(eps))
-    return torch.where(denominator >= eps, errors, clamped - tp - smooth) / clamped
+    excess = torch.where(denominator >= eps, errors, clamped - tp - smooth)  # clamped - (TP + s)
+    if not log_loss:
+        return excess / clamped
+    # -log(max(TI, eps)) = log1p(excess / (TP + s)): accurate for TI near 1 and near 0. Below eps
+    # the clamp makes it the constant -log(eps) (gradient 0), with a safe divisor on that branch.
+    numerator = tp + smooth
+    usable = numerator >= eps * clamped
+    return torch.where(usable, torch.log1p(excess / torch.where(usable, numerator, 1.0)), -math.log(eps))
 
 
 def focal_power(loss: Tensor, gamma: float) -> Tensor:

@@ -83,7 +83,10 @@ def tversky_reference(logits, target, *, mode, alpha=0.5, beta=0.5, gamma=1.0, c
     # 1 - score, without rounding it through score (float64 too would lose a loss of 1e-15):
     one_minus = torch.where(tp + alpha * fp + beta * fn + smooth >= eps, alpha * fp + beta * fn,
                             denominator - tp - smooth) / denominator
-    loss = -torch.log(score.clamp_min(eps)) if log_loss else one_minus
+    if log_loss:  # -log(max(score, eps)), as -log1p(-(1 - score)) where score is near 1
+        loss = torch.where(score >= eps, -torch.log1p(-one_minus), -math.log(eps))
+    else:
+        loss = one_minus
     loss = loss.clamp_min(0) ** gamma
     if log_cosh:
         loss = torch.log1p(torch.expm1(loss) ** 2 / (2 * torch.exp(loss)))  # log cosh, as cosh - 1 = (e^x - 1)^2 / 2e^x
