@@ -62,7 +62,7 @@ def build_model(encoder: str = "efficientnet-b0", weights: str = "imagenet", cla
 
         was_offline = hub.HF_HUB_OFFLINE
         for offline in (True, False):  # local cache first, then the hub if it answers
-            if not offline and not _hub_reachable():
+            if not offline and (was_offline or not _hub_reachable()):  # HF_HUB_OFFLINE=1: never connect
                 break
             _offline(offline or was_offline)
             try:
