@@ -32,9 +32,12 @@ def dice_loss(
 
     .. math::
 
-        D_c = \\frac{2 TP_c + s}{2 TP_c + FP_c + FN_c + s}, \\qquad
-        \\ell_c = 1 - D_c = \\frac{\\sum_i |p_i - t_i|}{\\sum_i p_i + \\sum_i t_i + s}, \\qquad
+        D_c = \\frac{TP_c + s}{TP_c + (FP_c + FN_c) / 2 + s}, \\qquad
+        \\ell_c = 1 - D_c = \\frac{FP_c + FN_c}{2 TP_c + FP_c + FN_c + 2 s}, \\qquad
         \\mathcal{L} = \\operatorname{mean}_c \\ell_c
+
+    (the smoothing of segmentation-models-pytorch: Tversky with ``alpha = beta = 1/2``; for hard
+    labels ``FP + FN = sum |p - t|`` and ``2 TP + FP + FN = sum p + sum t``).
 
     With ``log_loss=True``, :math:`\\ell_c = -\\log D_c`. By default the counts are summed over the
     whole batch (one score per class, as segmentation-models-pytorch does); ``per_image=True``
