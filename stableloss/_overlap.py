@@ -85,8 +85,8 @@ class _OverlapSums(torch.autograd.Function):
     precision; ``1 - p`` formed by subtraction would round it to multiples of 6e-8.
 
     Autograd through these steps would keep several full-size intermediates and allocate as many
-    again in the backward pass. Here ``p`` and ``q`` are kept, the forward reuses one work buffer,
-    and the backward is ``dL/dp = A + B * sign(fp - fn)`` (constants per class) followed by the
+    again in the backward pass. Here ``p``, ``q`` and ``sign(p - t)`` (int8) are kept, and the
+    backward is ``dL/dp = A + B * sign(p - t)`` (constants per class) followed by the
     activation's backward (``g p q`` for the sigmoid, ``_softmax_backward_data`` for the softmax,
     identity for the straight-through clamp of probabilities). Ignored pixels have ``p = 0`` and
     get gradient 0.
@@ -99,22 +99,24 @@ class _OverlapSums(torch.autograd.Function):
             probs.mul_(valid)
         work = torch.minimum(probs, target)
         tp = work.sum(dim=dims)
-        fp = torch.sub(probs, target, out=work).clamp_min_(0.0).sum(dim=dims)
-        fn = _false_negative_terms(complement, target, out=work).sum(dim=dims)
-        ctx.save_for_backward(probs, complement, target, valid)
+        fp_terms = torch.sub(probs, target).clamp_min_(0.0)
+        fp = fp_terms.sum(dim=dims)
+        fn_terms = _false_negative_terms(complement, target, out=work)
+        fn = fn_terms.sum(dim=dims)
+        # sign(p - t) = sign(fp - fn) per pixel, right even where p rounds to t; kept as int8.
+        sign = fp_terms.sub_(fn_terms).sign_().to(torch.int8)
+        ctx.save_for_backward(probs, complement, sign, valid)
         ctx.activation, ctx.dims, ctx.input_dtype = activation, dims, input.dtype
         return torch.stack([tp, fp, fn])
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
-        probs, complement, target, valid = ctx.saved_tensors
+        probs, complement, sign, valid = ctx.saved_tensors
         shape = (1, -1, 1) if ctx.dims == (0, 2) else (probs.shape[0], probs.shape[1], 1)
         g_tp, g_fp, g_fn = (g.reshape(shape) for g in grad.unbind(0))
         # With s = sign(p - t): dTP/dp = (1 - s)/2, dFP/dp = (1 + s)/2, dFN/dp = (s - 1)/2, and
         # dTP/dt = (1 + s)/2, dFP/dt = -(1 + s)/2, dFN/dt = (1 - s)/2 (s = 0 splits evenly).
-        # sign(p - t) = sign(fp - fn) per pixel, which stays right where p rounds to t.
-        sign = torch.sub(probs, target).clamp_min_(0.0)
-        sign.sub_(_false_negative_terms(complement, target)).sign_()
+        sign = sign.to(probs.dtype)
         grad_target = None
         if ctx.needs_input_grad[1]:
             grad_target = sign * ((g_tp - g_fp - g_fn) / 2) + (g_tp - g_fp + g_fn) / 2

@@ -89,7 +89,9 @@ def log_cosh_dice_loss(
         ignore_index=ignore_index, eps=eps, per_image=per_image, ignore_empty=ignore_empty,
         global_batch=global_batch, validate_args=validate_args,
     )
-    return reduce_class_losses(log_cosh(losses), mode=mode, classes=classes, class_weights=class_weights, reduction=reduction)
+    # The Dice losses lie in [0, 1], where log cosh is the short branch of log_cosh():
+    log_cosh_losses = 0.5 * torch.log1p(torch.sinh(losses).square())
+    return reduce_class_losses(log_cosh_losses, mode=mode, classes=classes, class_weights=class_weights, reduction=reduction)
 
 
 class LogCoshDiceLoss(_OverlapLoss):
