@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-import math
 from typing import Optional, Sequence, Union
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from stableloss.tversky import Weights, _OverlapLoss, reduce_class_losses, tversky_class_losses
 
-_LOG_2 = math.log(2.0)
+def log_cosh_unit(x: Tensor) -> Tensor:
+    """``log(cosh(x))`` for ``x`` in [0, 1] (a Dice loss), as ``log1p(sinh(x)^2) / 2``.
 
-
-def log_cosh(x: Tensor) -> Tensor:
-    """``log(cosh(x))`` without overflow and without cancellation; its gradient is ``tanh(x)``.
-
-    For ``|x| <= 1``: ``log1p(sinh(x)^2) / 2`` (accurate down to ``x^2 / 2`` for tiny ``x``);
-    beyond: ``|x| + softplus(-2|x|) - log 2`` (finite for every finite ``x``, where ``cosh``
-    overflows float16 at 11.1 and float32 at 89). Each branch only sees inputs where it is safe.
+    Exact in form (``cosh^2 = 1 + sinh^2``), free of cancellation down to ``x^2 / 2`` for tiny
+    ``x`` (where ``log(cosh(x))`` rounds ``cosh`` to 1 and returns 0), and no overflow on [0, 1]
+    (``cosh`` itself overflows float16 at 11.1). Its gradient is ``tanh(x)``.
     """
-    magnitude = x.abs()
-    small = magnitude <= 1.0
-    near = 0.5 * torch.log1p(torch.sinh(torch.where(small, x, 0.0)).square())
-    far = torch.where(small, 1.0, magnitude)
-    far = far + F.softplus(-2.0 * far) - _LOG_2
-    return torch.where(small, near, far)
+    return 0.5 * torch.log1p(torch.sinh(x).square())
 
 
 def log_cosh_dice_loss(
@@ -50,8 +40,8 @@ def log_cosh_dice_loss(
 
     .. math::
 
-        \\ell_c = \\log\\cosh(1 - D_c) = |x| + \\operatorname{softplus}(-2|x|) - \\log 2
-        \\Big|_{x = 1 - D_c}, \\qquad \\mathcal{L} = \\operatorname{mean}_c \\ell_c
+        \\ell_c = \\log\\cosh(1 - D_c) = \\tfrac{1}{2} \\log\\bigl(1 + \\sinh^2(1 - D_c)\\bigr),
+        \\qquad \\mathcal{L} = \\operatorname{mean}_c \\ell_c
 
     Applied per class (for one class, as in the binary liver task, this is exactly
     ``log(cosh(DiceLoss))``); with several classes each class's gradient is scaled by
@@ -81,17 +71,15 @@ def log_cosh_dice_loss(
         Jadon. A survey of loss functions for semantic segmentation. CIBCB 2020.
 
     Note:
-        ``cosh`` overflows float16 at 11.1 and float32 at 89; :func:`log_cosh` never does, keeps
-        full precision for small losses, and its gradient is ``tanh(x)``.
+        ``cosh`` overflows float16 at 11.1 and ``log(cosh(x))`` loses small ``x`` entirely;
+        :func:`log_cosh_unit` does neither on [0, 1], and its gradient is ``tanh(x)``.
     """
     losses = tversky_class_losses(
         input, target, mode=mode, alpha=0.5, beta=0.5, from_logits=from_logits, smooth=smooth,
         ignore_index=ignore_index, eps=eps, per_image=per_image, ignore_empty=ignore_empty,
         global_batch=global_batch, validate_args=validate_args,
     )
-    # The Dice losses lie in [0, 1], where log cosh is the short branch of log_cosh():
-    log_cosh_losses = 0.5 * torch.log1p(torch.sinh(losses).square())
-    return reduce_class_losses(log_cosh_losses, mode=mode, classes=classes, class_weights=class_weights, reduction=reduction)
+    return reduce_class_losses(log_cosh_unit(losses), mode=mode, classes=classes, class_weights=class_weights, reduction=reduction)
 
 
 class LogCoshDiceLoss(_OverlapLoss):
