@@ -34,7 +34,10 @@ class _StraightThroughClamp(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, low: float, high: float) -> Tensor:  # type: ignore[override]
-        return x.to(compute_dtype(x.dtype)).clamp(low, high)
+        dtype = compute_dtype(x.dtype)
+        if x.dtype == dtype:
+            return x.clamp(low, high)
+        return x.to(dtype).clamp_(low, high)  # the cast made a fresh copy: clamp it in place
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]

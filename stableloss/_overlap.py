@@ -24,7 +24,7 @@ from typing import NamedTuple, Optional, Tuple
 import torch
 from torch import Tensor
 
-from stableloss._activation import LOGIT_LIMIT, compute_dtype
+from stableloss._activation import compute_dtype, saturate
 
 
 class Overlap(NamedTuple):
@@ -150,7 +150,7 @@ def activate(input: Tensor, activation: str) -> Tuple[Tensor, Tensor]:
         probs = input.to(dtype).clamp(0.0, 1.0)
         return probs, torch.neg(probs).add_(1.0)
     if activation == "softmax":
-        return _softmax_with_complement(input.to(dtype).clamp(-LOGIT_LIMIT, LOGIT_LIMIT))
+        return _softmax_with_complement(saturate(input))
     logits = input if input.dtype == dtype else input.to(dtype)
     return torch.sigmoid(logits), torch.neg(logits).sigmoid_()
 

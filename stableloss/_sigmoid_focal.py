@@ -25,14 +25,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from stableloss._activation import LOGIT_LIMIT, compute_dtype
-
-
-def _clamped_logits(x: Tensor) -> Tensor:
-    dtype = compute_dtype(x.dtype)
-    if x.dtype == dtype:
-        return x.clamp(-LOGIT_LIMIT, LOGIT_LIMIT)
-    return x.to(dtype).clamp_(-LOGIT_LIMIT, LOGIT_LIMIT)
+from stableloss._activation import saturate
 
 
 def _cross_entropy(logits: Tensor, target: Tensor) -> Tuple[Tensor, Tensor]:
@@ -58,7 +51,7 @@ def _one_minus_pt(ce: Tensor, out: Tensor) -> Tensor:
 class _SigmoidFocal(torch.autograd.Function):
     @staticmethod
     def forward(ctx, input, target, weight, gamma, reduced_threshold):  # type: ignore[override]
-        logits = _clamped_logits(input)
+        logits = saturate(input)  # autograd is off inside forward: a plain clamp
         ce, spare = _cross_entropy(logits, target)
         if gamma == 0.0 and reduced_threshold is None:
             u, loss = None, ce.clone()

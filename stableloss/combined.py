@@ -10,8 +10,8 @@ import torch
 from torch import Tensor, nn
 
 from stableloss import _checks
-from stableloss.dice import DiceLoss
-from stableloss.focal import FocalLoss
+from stableloss.dice import DiceLoss, dice_loss
+from stableloss.focal import FocalLoss, focal_loss
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -176,9 +176,6 @@ def boundary_aware_loss(
         >>> round(boundary_aware_loss(torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 4, 4), mode="binary").item(), 4)
         0.2853
     """
-    from stableloss.dice import dice_loss
-    from stableloss.focal import focal_loss
-
     dice_weight = _checks.check_number("dice_weight", dice_weight, low=0.0)
     focal_weight = _checks.check_number("focal_weight", focal_weight, low=0.0)
     focal_kwargs = {"gamma": 2.0, **dict(focal_options or {})}

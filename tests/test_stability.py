@@ -10,18 +10,17 @@ in every mode; float32 agreement is in ``test_properties.py``.
 """
 
 import pytest
-import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
 from stableloss.testing import assert_stable, evaluate
 from stableloss.testing import strategies as sst
+from tests.conftest import requires_cuda
 from tests.registry import MODES
 from tests.stability_cases import ALL, CORE
 
 TOLERANCE = 1e-3
 LOSS_MODES = [pytest.param(case, mode, id=f"{case.name}-{mode}") for case in ALL for mode in MODES]
-requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
 def _assert_holds(case, mode, example, context, device="cpu"):
