@@ -8,6 +8,7 @@ float32 (float64 for float64 inputs, so ``gradcheck`` works).
 """
 
 from stableloss._activation import LOGIT_LIMIT
+from stableloss._options import FocalOptions, RegionOptions
 from stableloss.combined import BoundaryAwareLoss, CombinedLoss, boundary_aware_loss
 from stableloss.dice import DiceLoss, dice_loss
 from stableloss.focal import FocalLoss, focal_loss
@@ -20,10 +21,12 @@ __all__ = sorted([
     "BoundaryAwareLoss",
     "CombinedLoss",
     "DiceLoss",
+    "FocalOptions",
     "FocalLoss",
     "JaccardLoss",
     "LOGIT_LIMIT",
     "LogCoshDiceLoss",
+    "RegionOptions",
     "TverskyLoss",
     "boundary_aware_loss",
     "dice_loss",

@@ -19,12 +19,13 @@ are plain sums, so a distributed run can add them across ranks before the score 
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Tuple
+from typing import Any, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from stableloss._activation import compute_dtype, saturate
+from stableloss._activation import activate, activation_backward
+from stableloss._checks import is_compiling
 
 
 class Overlap(NamedTuple):
@@ -36,14 +37,14 @@ class Overlap(NamedTuple):
 
     @property
     def target_sum(self) -> Tensor:
-        """Soft count of target pixels, ``TP + FN``."""
+        """Soft count of target pixels, ``TP + FN`` (NaN when the prediction is NaN)."""
         return self.tp + self.fn
 
 
 def flatten_target(
     target: Tensor, *, mode: str, num_classes: int, ignore_index: Optional[int], dtype: torch.dtype = torch.float32
 ) -> Tuple[Tensor, Optional[Tensor]]:
-    """Bring a target to a float32 ``(N, C, S)`` tensor and a boolean validity mask.
+    """Bring a target to a float ``(N, C, S)`` tensor and a boolean validity mask.
 
     Args:
         target: ``(N, 1, *S)`` or ``(N, *S)`` (binary), ``(N, *S)`` class indices (multiclass), or
@@ -54,9 +55,9 @@ def flatten_target(
         dtype: Floating dtype of the returned target (the dtype the loss computes in).
 
     Returns:
-        ``(target, valid)``: ``target`` is float32 ``(N, C, S)`` (one-hot for multiclass) with
-        ignored pixels set to 0; ``valid`` is a bool mask broadcastable to it (``(N, 1, S)`` or
-        ``(N, C, S)``), or ``None`` when nothing is ignored.
+        ``(target, valid)``: ``target`` is ``(N, C, S)`` (one-hot for multiclass) with ignored pixels
+        set to 0; ``valid`` is a bool mask broadcastable to it (``(N, 1, S)`` or ``(N, C, S)``), or
+        ``None`` when nothing is ignored.
     """
     batch = target.shape[0]
     if mode == "multiclass":
@@ -75,8 +76,23 @@ def flatten_target(
     return flat, valid
 
 
+def overlap_sums_reference(input: Tensor, target: Tensor, valid: Optional[Tensor], activation: str, dims: Tuple[int, ...]) -> Tensor:
+    """TP, FP and FN stacked as ``(3, ...)``, in plain differentiable operations.
+
+    The definition that :class:`_OverlapSums` computes with less memory; autograd differentiates
+    this one to any order, so it serves double backward (``create_graph=True``).
+    """
+    probs, complement = activate(input, activation)
+    if valid is not None:
+        probs = probs * valid
+    tp = torch.minimum(probs, target).sum(dim=dims)
+    fp = (probs - target).clamp_min(0.0).sum(dim=dims)
+    fn = (complement - (1.0 - target)).clamp_min(0.0).sum(dim=dims)
+    return torch.stack([tp, fp, fn])
+
+
 class _OverlapSums(torch.autograd.Function):
-    """The sums TP, FP and FN, with a hand-written backward.
+    """:func:`overlap_sums_reference` with a hand-written first derivative.
 
     Per pixel, with ``q = 1 - p`` computed without rounding it through ``p`` (``sigmoid(-x)``, or the
     softmax mass of the other classes): ``tp = min(p, t)``, ``fp = max(p - t, 0)`` and
@@ -86,14 +102,17 @@ class _OverlapSums(torch.autograd.Function):
 
     Autograd through these steps would keep several full-size intermediates and allocate as many
     again in the backward pass. Here ``p``, ``q`` and ``sign(p - t)`` (int8) are kept, and the
-    backward is ``dL/dp = A + B * sign(p - t)`` (constants per class) followed by the
-    activation's backward (``g p q`` for the sigmoid, ``_softmax_backward_data`` for the softmax,
-    identity for the straight-through clamp of probabilities). Ignored pixels have ``p = 0`` and
-    get gradient 0.
+    backward is ``dL/dp = A + B * sign(p - t)`` (constants per class) followed by the activation's
+    backward (``g p q`` for the sigmoid, ``_softmax_backward_data`` for the softmax, identity for the
+    clamp of probabilities). Ignored pixels have ``p = 0`` and get gradient 0. When the backward
+    itself is differentiated (``create_graph=True``) it differentiates the reference instead.
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, input, target, valid, activation, dims):  # type: ignore[override]
+    def forward(input: Tensor, target: Tensor, valid: Optional[Tensor], activation: str,  # type: ignore[override]
+                dims: Tuple[int, ...]) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         probs, complement = activate(input, activation)
         if valid is not None:
             probs.mul_(valid)
@@ -101,17 +120,27 @@ class _OverlapSums(torch.autograd.Function):
         tp = work.sum(dim=dims)
         fp_terms = torch.sub(probs, target).clamp_min_(0.0)
         fp = fp_terms.sum(dim=dims)
-        fn_terms = _false_negative_terms(complement, target, out=work)
+        del work
+        fn_terms = torch.sub(complement, 1.0 - target).clamp_min_(0.0)  # q - (1 - t): exact q for t = 1
         fn = fn_terms.sum(dim=dims)
         # sign(p - t) = sign(fp - fn) per pixel, right even where p rounds to t; kept as int8.
         sign = fp_terms.sub_(fn_terms).sign_().to(torch.int8)
-        ctx.save_for_backward(probs, complement, sign, valid)
-        ctx.activation, ctx.dims, ctx.input_dtype = activation, dims, input.dtype
-        return torch.stack([tp, fp, fn])
+        return torch.stack([tp, fp, fn]), probs, complement, sign
 
     @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
-        probs, complement, sign, valid = ctx.saved_tensors
+    def setup_context(ctx: Any, inputs: Tuple[Any, ...], output: Tuple[Tensor, ...]) -> None:
+        input, target, valid, activation, dims = inputs
+        _, probs, complement, sign = output
+        ctx.mark_non_differentiable(probs, complement, sign)
+        ctx.save_for_backward(input, target, valid, probs, complement, sign)
+        ctx.save_for_forward(input, target, valid)
+        ctx.activation, ctx.dims = activation, dims
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor, *unused: Any) -> Tuple[Optional[Tensor], ...]:  # type: ignore[override]
+        input, target, valid, probs, complement, sign = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a differentiable backward
+            return _reference_backward(ctx, grad, input, target, valid)
         shape = (1, -1, 1) if ctx.dims == (0, 2) else (probs.shape[0], probs.shape[1], 1)
         g_tp, g_fp, g_fn = (g.reshape(shape) for g in grad.unbind(0))
         # With s = sign(p - t): dTP/dp = (1 - s)/2, dFP/dp = (1 + s)/2, dFN/dp = (s - 1)/2, and
@@ -127,61 +156,36 @@ class _OverlapSums(torch.autograd.Function):
             grad_probs = sign.mul_((g_fp + g_fn - g_tp) / 2).add_((g_tp + g_fp - g_fn) / 2)
             if valid is not None:
                 grad_probs.mul_(valid)
-            grad_input = activation_backward(grad_probs, probs, complement, ctx.activation).to(ctx.input_dtype)
+            grad_input = activation_backward(grad_probs, probs, complement, ctx.activation).to(input.dtype)
         return grad_input, grad_target, None, None, None
 
 
-def _false_negative_terms(complement: Tensor, target: Tensor, out: Optional[Tensor] = None) -> Tensor:
-    """``max(q - (1 - t), 0)``: ``1 - t`` is exact for hard labels, so ``t = 1`` gives ``q`` itself."""
-    one_minus_target = torch.neg(target, out=out).add_(1.0)
-    return torch.sub(complement, one_minus_target, out=one_minus_target).clamp_min_(0.0)
+class _OverlapSumsForwardMode(_OverlapSums):
+    """:class:`_OverlapSums` with forward-mode AD; dynamo cannot trace a custom ``jvp``, so eager only."""
+
+    @staticmethod
+    def jvp(ctx: Any, input_tangent: Optional[Tensor], target_tangent: Optional[Tensor], *unused: Any) -> Tuple[Any, ...]:
+        """Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``): the reference's directional derivative."""
+        input, target, valid = ctx.saved_tensors
+        tangents = tuple(torch.zeros_like(p) if t is None else t for p, t in ((input, input_tangent), (target, target_tangent)))
+        sums_tangent = torch.func.jvp(lambda x, t: overlap_sums_reference(x, t, valid, ctx.activation, ctx.dims),
+                                         (input, target), tangents)[1]
+        return sums_tangent, None, None, None
 
 
-def activate(input: Tensor, activation: str) -> Tuple[Tensor, Tensor]:
-    """Fresh float32 (float64 for float64 input) probabilities ``p`` and complements ``q = 1 - p``.
-
-    ``"sigmoid"``: ``p = sigmoid(x)``, ``q = sigmoid(-x)``; no clamp needed (``sigmoid(+-inf)`` is
-    1 or 0 with gradient 0). ``"softmax"``: logits clamped to +-``LOGIT_LIMIT`` (``inf - inf`` would
-    be NaN), ``q`` summed from the other classes' exponentials through exclusive cumulative sums
-    (no subtraction). ``"identity"``: given probabilities clamped to [0, 1], ``q = 1 - p``.
-    """
-    dtype = compute_dtype(input.dtype)
-    if activation == "identity":
-        probs = input.to(dtype).clamp(0.0, 1.0)
-        return probs, torch.neg(probs).add_(1.0)
-    if activation == "softmax":
-        return _softmax_with_complement(saturate(input))
-    logits = input if input.dtype == dtype else input.to(dtype)
-    return torch.sigmoid(logits), torch.neg(logits).sigmoid_()
-
-
-def _softmax_with_complement(logits: Tensor) -> Tuple[Tensor, Tensor]:
-    """Softmax over dim 1 and, per class, the probability mass of all the other classes."""
-    exps = logits.sub(logits.amax(dim=1, keepdim=True)).exp_()
-    total = exps.sum(dim=1, keepdim=True)
-    before = exps.cumsum(dim=1)
-    after = exps.flip(1).cumsum(dim=1).flip(1)
-    others = torch.zeros_like(exps)
-    others[:, 1:] = before[:, :-1]
-    others[:, :-1] += after[:, 1:]
-    return exps.div_(total), others.div_(total)
-
-
-def activation_backward(grad_probs: Tensor, probs: Tensor, complement: Tensor, activation: str) -> Tensor:
-    """Gradient with respect to the logits from the gradient with respect to :func:`activate`'s ``p``."""
-    if activation == "identity":
-        return grad_probs
-    if activation == "softmax":
-        return torch.ops.aten._softmax_backward_data(grad_probs, probs, 1, probs.dtype)
-    return grad_probs.mul_(probs).mul_(complement)
+def _reference_backward(ctx: Any, grad: Tensor, input: Tensor, target: Tensor, valid: Optional[Tensor]) -> Tuple[Optional[Tensor], ...]:
+    """Gradients of :func:`overlap_sums_reference`, themselves differentiable."""
+    pullback = torch.func.vjp(lambda x, t: overlap_sums_reference(x, t, valid, ctx.activation, ctx.dims), input, target)[1]
+    grad_input, grad_target = pullback(grad)
+    return (grad_input if ctx.needs_input_grad[0] else None, grad_target if ctx.needs_input_grad[1] else None,
+            None, None, None)
 
 
 def overlap_statistics(
     input: Tensor,
     target: Tensor,
     *,
-    mode: str,
-    from_logits: bool,
+    activation: str,
     valid: Optional[Tensor],
     per_image: bool,
     global_batch: bool = False,
@@ -189,10 +193,9 @@ def overlap_statistics(
     """Soft TP, FP and FN per class from logits (or probabilities) and a flattened target.
 
     Args:
-        input: ``(N, C, *S)`` logits (probabilities if ``from_logits`` is False), any float dtype.
+        input: ``(N, C, *S)`` logits (probabilities for ``activation="identity"``), any float dtype.
         target: ``(N, C, S)`` float targets in [0, 1], 0 at ignored pixels (:func:`flatten_target`).
-        mode: ``"multiclass"`` uses a softmax over ``C``, the other modes a sigmoid per channel.
-        from_logits: Whether ``input`` holds logits.
+        activation: ``"sigmoid"``, ``"softmax"`` (over ``C``) or ``"identity"``.
         valid: Boolean mask broadcastable to ``(N, C, S)``, or ``None``.
         per_image: Sum over each image separately (``(N, C)`` statistics) instead of over the batch
             (``(C,)``, the batch Dice of segmentation-models-pytorch).
@@ -201,10 +204,10 @@ def overlap_statistics(
     Returns:
         :class:`Overlap` of float32 tensors (float64 for float64 input).
     """
-    activation = "identity" if not from_logits else ("softmax" if mode == "multiclass" else "sigmoid")
     flat = input.reshape(input.shape[0], input.shape[1], -1)
     dims = (2,) if per_image else (0, 2)
-    sums = _OverlapSums.apply(flat, target, valid, activation, dims)
+    function = _OverlapSums if is_compiling() else _OverlapSumsForwardMode
+    sums = function.apply(flat, target, valid, activation, dims)[0]
     if global_batch:
         sums = all_reduce_sums(sums)
     return Overlap(*sums.unbind(0))
@@ -214,7 +217,7 @@ class _AllReduceSum(torch.autograd.Function):
     """Sum over ranks; the backward sums the gradient over ranks too (each rank's loss used the sum)."""
 
     @staticmethod
-    def forward(ctx, sums):  # type: ignore[override]
+    def forward(ctx: Any, sums: Tensor) -> Tensor:  # type: ignore[override]
         import torch.distributed as dist
 
         total = sums.clone()
@@ -222,7 +225,7 @@ class _AllReduceSum(torch.autograd.Function):
         return total
 
     @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> Tensor:  # type: ignore[override]
         import torch.distributed as dist
 
         total = grad.clone()

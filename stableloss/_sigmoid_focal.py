@@ -5,107 +5,109 @@ Per element, with ``x`` the clamped logit, ``t`` the (soft) label and ``w`` an o
 .. math::
 
     ce = \\operatorname{softplus}(x) - t x, \\quad u = 1 - p_t = -\\operatorname{expm1}(-ce), \\quad
-    \\ell = w \\, u^{\\gamma} \\, ce
-
-    \\frac{\\partial \\ell}{\\partial x} = w \\, u^{\\gamma - 1} \\bigl(u + \\gamma \\, ce \\, (1 - u)\\bigr)
-    \\, (\\sigma(x) - t)
+    \\ell = w \\, u^{\\gamma} \\, ce, \\quad
+    \\frac{\\partial \\ell}{\\partial x} = w \\, \\frac{d (u^{\\gamma} ce)}{d\\,ce} \\, (\\sigma(x) - t)
 
 Autograd through the same formula keeps five full-size intermediates and allocates a fresh buffer
 for each of a dozen operations; on a CPU those allocations cost more than the arithmetic. Here the
-forward keeps the clamped logits, ``ce`` and ``u``, every step works in place on its own buffers,
-and the backward builds the derivative from them. For ``gamma < 1``, ``u^(gamma - 1)`` is infinite where ``u = 0``; the
-backward uses ``u^gamma (1 + gamma (1 - u) ce / u)`` with ``ce / u -> 1`` there, which is finite.
+forward keeps the clamped logits, ``ce`` and ``u``, and the backward builds the derivative from them
+with :func:`~stableloss._focal_math.focal_term_derivative`. When the backward itself is
+differentiated (``create_graph=True``, ``torch.func``), it differentiates
+:func:`sigmoid_focal_reference` instead, so higher derivatives are exact.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import torch
 from torch import Tensor
 
 from stableloss._activation import saturate
+from stableloss._checks import is_compiling
+from stableloss._focal_math import focal_factor, focal_term_derivative, one_minus_pt
 
 
-def _cross_entropy(logits: Tensor, target: Tensor) -> Tuple[Tensor, Tensor]:
-    """``softplus(x) - t x`` as ``(max(x, 0) - t x) + log1p(exp(-|x|))``, and a spare buffer.
+def sigmoid_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+    """``softplus(x) - t x`` as ``(max(x, 0) - t x) + log1p(exp(-|x|))``, for finite ``x``.
 
     For hard labels ``max(x, 0) - t x`` is exactly ``0`` or ``|x|`` (a subtraction of equal
     numbers, or no subtraction at all), so ``ce`` keeps full relative precision even where it is
     tiny; ``softplus(x) - t x`` summed in another order would cancel and lose it.
-
-    Returns:
-        ``(ce, spare)``: ``spare`` is a scratch buffer of the same shape the caller may reuse.
     """
-    ce = logits.clamp_min(0.0)
-    spare = torch.add(logits, ce, alpha=-2.0).exp_().log1p_()  # x - 2 max(x, 0) = -|x|
-    return ce.addcmul_(target, logits, value=-1.0).add_(spare), spare
+    return (logits.clamp_min(0.0) - target * logits) + torch.log1p(torch.exp(-logits.abs()))
 
 
-def _one_minus_pt(ce: Tensor, out: Tensor) -> Tensor:
-    """``u = 1 - exp(-ce)`` computed as ``-expm1(-ce)`` into ``out``: exact where ``p_t`` rounds to 1."""
-    return torch.neg(ce, out=out).expm1_().neg_()
+def sigmoid_focal_reference(input: Tensor, target: Tensor, weight: Optional[Tensor], gamma: float,
+                            threshold: Optional[float]) -> Tensor:
+    """The per-element loss in plain differentiable operations (the definition :class:`_SigmoidFocal` computes)."""
+    ce = sigmoid_cross_entropy(saturate(input), target)
+    loss = focal_factor(one_minus_pt(ce), ce, gamma, threshold) * ce
+    return loss if weight is None else loss * weight
 
 
 class _SigmoidFocal(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, input, target, weight, gamma, reduced_threshold):  # type: ignore[override]
-        logits = saturate(input)  # autograd is off inside forward: a plain clamp
-        ce, spare = _cross_entropy(logits, target)
-        if gamma == 0.0 and reduced_threshold is None:
-            u, loss = None, ce.clone()
-        else:
-            u = _one_minus_pt(ce, out=spare)
-            loss = _focal_factor(u, ce, gamma, reduced_threshold).mul_(ce)
-        if weight is not None:
-            loss.mul_(weight)
-        ctx.save_for_backward(logits, target, ce, u, weight)
-        ctx.gamma, ctx.reduced_threshold, ctx.input_dtype = gamma, reduced_threshold, input.dtype
-        return loss
+    generate_vmap_rule = True
 
     @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
-        logits, target, ce, u, weight = ctx.saved_tensors
-        gamma, threshold = ctx.gamma, ctx.reduced_threshold
-        d_ce = torch.ones_like(ce) if u is None else _focal_derivative(u, ce, gamma)
-        if threshold is not None:
-            d_ce.mul_(threshold ** -gamma).masked_fill_(ce > -math.log(threshold), 1.0)
+    def forward(input: Tensor, target: Tensor, weight: Optional[Tensor], gamma: float,  # type: ignore[override]
+                threshold: Optional[float]) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        logits = saturate(input)  # autograd is off inside forward: a plain cast and clamp
+        ce = logits.clamp_min(0.0).addcmul_(target, logits, value=-1.0)
+        ce.add_(logits.abs().neg_().exp_().log1p_())  # the order of sigmoid_cross_entropy
+        u = one_minus_pt(ce)
+        loss = focal_factor(u, ce, gamma, threshold).mul_(ce)
+        if weight is not None:
+            loss.mul_(weight)
+        return loss, logits, ce, u
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Tuple[Any, ...], output: Tuple[Tensor, ...]) -> None:
+        input, target, weight, gamma, threshold = inputs
+        _, logits, ce, u = output
+        ctx.mark_non_differentiable(logits, ce, u)
+        ctx.save_for_backward(input, target, weight, logits, ce, u)
+        ctx.save_for_forward(input, target, weight)
+        ctx.gamma, ctx.threshold = gamma, threshold
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor, *unused: Any) -> Tuple[Optional[Tensor], ...]:  # type: ignore[override]
+        input, target, weight, logits, ce, u = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a differentiable backward
+            return _reference_backward(ctx, grad, input, target, weight)
+        d_ce = focal_term_derivative(u, ce, ctx.gamma, ctx.threshold)
         if weight is not None:
             d_ce.mul_(weight)
         d_ce.mul_(grad)
-        grad_input = torch.sigmoid(logits).sub_(target).mul_(d_ce)
+        grad_input = torch.sigmoid(logits).sub_(target).mul_(d_ce).to(input.dtype)
         grad_target = grad_weight = None
         if ctx.needs_input_grad[1]:
             grad_target = logits.neg().mul_(d_ce)  # d ce / d t = -x
         if ctx.needs_input_grad[2]:
-            factor = torch.ones_like(ce) if u is None else _focal_factor(u, ce, gamma, threshold)
-            grad_weight = factor.mul_(ce).mul_(grad)
-        return grad_input.to(ctx.input_dtype), grad_target, grad_weight, None, None
+            grad_weight = focal_factor(u, ce, ctx.gamma, ctx.threshold).mul_(ce).mul_(grad)
+        return grad_input, grad_target, grad_weight, None, None
 
 
-def _focal_factor(u: Tensor, ce: Tensor, gamma: float, threshold: Optional[float]) -> Tensor:
-    """``u^gamma = (1 - p_t)^gamma``, or the reduced-focal factor, in a fresh buffer."""
-    factor = torch.ones_like(u) if gamma == 0.0 else u.pow(gamma)
-    if threshold is not None:
-        factor.mul_(threshold ** -gamma).masked_fill_(ce > -math.log(threshold), 1.0)
-    return factor
+class _SigmoidFocalForwardMode(_SigmoidFocal):
+    """:class:`_SigmoidFocal` with forward-mode AD; dynamo cannot trace a custom ``jvp``, so eager only."""
+
+    @staticmethod
+    def jvp(ctx: Any, *tangents: Any) -> Tuple[Any, ...]:
+        """Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``): the reference's directional derivative."""
+        input, target, weight = ctx.saved_tensors
+        primals = (input, target) if weight is None else (input, target, weight)
+        filled = tuple(torch.zeros_like(p) if t is None else t for p, t in zip(primals, tangents))
+        loss_tangent = torch.func.jvp(lambda x, t, *w: sigmoid_focal_reference(x, t, w[0] if w else None, ctx.gamma,
+                                                                                  ctx.threshold), primals, filled)[1]
+        return loss_tangent, None, None, None
 
 
-def _focal_derivative(u: Tensor, ce: Tensor, gamma: float) -> Tensor:
-    """``d (u^gamma ce) / d ce`` in a fresh buffer, finite everywhere (``u`` is not modified)."""
-    if gamma == 0.0:
-        return torch.ones_like(ce)
-    if gamma >= 1.0:
-        # u^(gamma-1) (u + gamma ce (1 - u)) = u^(gamma-1) (u + gamma ce - gamma ce u)
-        inner = torch.mul(ce, u).mul_(-gamma).add_(ce, alpha=gamma).add_(u)
-        if gamma == 2.0:
-            return inner.mul_(u)
-        return inner if gamma == 1.0 else inner.mul_(u.pow(gamma - 1.0))
-    # gamma < 1: u^gamma (1 + gamma (1 - u) r), r = ce / u -> 1 as u -> 0.
-    ratio = torch.div(ce, u).nan_to_num_(nan=1.0, posinf=1.0)
-    ratio.sub_(ratio * u).mul_(gamma).add_(1.0)
-    return ratio.mul_(u.pow(gamma))
+def _reference_backward(ctx: Any, grad: Tensor, input: Tensor, target: Tensor, weight: Optional[Tensor]) -> Tuple[Optional[Tensor], ...]:
+    primals = (input, target) if weight is None else (input, target, weight)
+    pullback = torch.func.vjp(lambda x, t, *w: sigmoid_focal_reference(x, t, w[0] if w else None, ctx.gamma,
+                                                                          ctx.threshold), *primals)[1]
+    grads = pullback(grad) + (None,) * (3 - len(primals))
+    return tuple(g if need else None for g, need in zip(grads, ctx.needs_input_grad[:3])) + (None, None)
 
 
 def sigmoid_focal_terms(
@@ -124,4 +126,5 @@ def sigmoid_focal_terms(
     Returns:
         The per-element loss in float32 (float64 for float64 logits).
     """
-    return _SigmoidFocal.apply(logits, target, weight, gamma, reduced_threshold)
+    function = _SigmoidFocal if is_compiling() else _SigmoidFocalForwardMode
+    return function.apply(logits, target, weight, gamma, reduced_threshold)[0]

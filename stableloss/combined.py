@@ -29,7 +29,7 @@ def _check_terms(terms: object, weights: object) -> tuple:
             raise ValueError(f"weights must name the same terms as terms {sorted(terms)}; received {sorted(weights)}")
         values = [weights[name] for name in terms]
     else:
-        values = _checks.as_float_list("weights", weights)
+        values = list(_checks.as_number_tuple("weights", weights))
         if len(values) != len(terms):
             raise ValueError(f"weights must have one entry per term ({len(terms)}); received {len(values)}")
     checked = [_checks.check_number(f"weights[{name!r}]", w, low=0.0) for name, w in zip(terms, values)]
@@ -77,17 +77,17 @@ class CombinedLoss(nn.Module):
         for name, term in self._terms.items():
             fn = self.losses[name] if name in self.losses else term
             value = fn(input, target)
+            if not isinstance(value, Tensor):  # a term that returns a Python number
+                value = torch.as_tensor(value, dtype=torch.float32, device=input.device)
             out[name] = value if value.dtype == torch.float64 else value.float()
         return out
 
     def combine(self, components: Mapping[str, Tensor]) -> Tensor:
         """The weighted sum of :meth:`components`' output."""
-        total: Optional[Tensor] = None
-        for name, value in components.items():
-            weighted = self.weights[name] * value
-            total = weighted if total is None else total + weighted
-        assert total is not None  # _check_terms guarantees at least one term
-        return total
+        values = [self.weights[name] * value for name, value in components.items()]
+        if not values:
+            raise ValueError("components must hold at least one term's value; received an empty mapping")
+        return torch.stack(torch.broadcast_tensors(*values)).sum(0) if len(values) > 1 else values[0]
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return self.combine(self.components(input, target))

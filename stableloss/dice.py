@@ -1,33 +1,20 @@
-"""Dice loss: the Tversky scorer with ``alpha = beta = 1/2``."""
+"""Dice loss: the region pipeline with the Tversky weights fixed at ``alpha = beta = 1/2``."""
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from stableloss.tversky import TverskyLoss, Weights, tversky_loss
+from stableloss._options import OptionSpec, RegionOptions
+from stableloss._region import RegionLossModule, region_loss
+from stableloss.tversky import SMP_POSITIONAL
+
+DICE = OptionSpec("dice_loss()", RegionOptions, fixed={"alpha": 0.5, "beta": 0.5, "gamma": 1.0})
 
 
-def dice_loss(
-    input: Tensor,
-    target: Tensor,
-    *,
-    mode: str,
-    classes: Union[None, Sequence[int], Tensor] = None,
-    log_loss: bool = False,
-    from_logits: bool = True,
-    smooth: float = 0.0,
-    ignore_index: Optional[int] = None,
-    eps: float = 1e-7,
-    class_weights: Weights = None,
-    per_image: bool = False,
-    ignore_empty: bool = True,
-    global_batch: bool = False,
-    reduction: str = "mean",
-    validate_args: bool = True,
-) -> Tensor:
+def dice_loss(input: Tensor, target: Tensor, *, mode: str, **options: Any) -> Tensor:
     """Soft Dice loss, FP16-safe, for binary, multiclass and multilabel segmentation.
 
     .. math::
@@ -48,31 +35,25 @@ def dice_loss(
     segmentation-models-pytorch behaviour). It still counts in the mean over classes.
 
     Args:
-        input: Logits ``(N, C, *S)`` (probabilities if ``from_logits=False``), any float dtype.
+        input: Logits ``(N, C, *S)`` with 0 to 3 spatial dims, or ``(N,)`` in binary mode
+            (probabilities if ``from_logits=False``), any float dtype.
         target: Binary ``(N, 1, *S)`` or ``(N, *S)`` in [0, 1] (soft labels allowed); multiclass
             ``(N, *S)`` integer class indices; multilabel ``(N, C, *S)`` in [0, 1].
         mode: ``"binary"``, ``"multiclass"`` (softmax over C) or ``"multilabel"`` (sigmoid per C).
-        classes: Indices of the classes that enter the mean.
-        log_loss: Use ``-log(Dice)`` instead of ``1 - Dice``.
-        from_logits: ``input`` holds logits (True) or probabilities (False).
-        smooth: Added to numerator and denominator.
-        ignore_index: Target value whose pixels are left out.
-        eps: Lower bound of the denominator.
-        class_weights: Non-negative weight per class (weighted mean over classes).
-        per_image: Per-image Dice averaged over images and classes.
-        ignore_empty: See "Empty masks" above; False scores an empty class by the formula.
-        global_batch: Sum the counts over all ``torch.distributed`` ranks (see
-            :func:`~stableloss.tversky_loss`).
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (the ``(C,)`` or ``(N, C)`` losses).
-        validate_args: Check target values (a host sync); skipped under ``torch.compile``.
+        **options: Keyword-only, each documented in :class:`~stableloss.RegionOptions`:
+            ``classes=None``, ``log_loss=False``, ``from_logits=True``, ``smooth=0.0``,
+            ``ignore_index=None``, ``eps=1e-7``, ``class_weights=None``, ``per_image=False``,
+            ``ignore_empty=True``, ``global_batch=False``, ``reduction="mean"``,
+            ``validate_args=True``. An unknown keyword raises ``TypeError``.
 
     Shape:
-        - input: ``(N, C, *S)`` with 1 to 3 spatial dims.
+        - input: ``(N, C, *S)`` with 0 to 3 spatial dims.
         - target: as above.
-        - output: scalar, or ``(C,)`` / ``(N, C)`` with ``reduction="none"``; float32.
+        - output: scalar, or ``(C,)`` / ``(N, C)`` with ``reduction="none"``.
 
     Returns:
-        The loss, float32, in [0, 1] (``1 - Dice``) or [0, -log eps] (``log_loss``).
+        The loss, float32 (float64 for a float64 input), in [0, 1] (``1 - Dice``) or
+        [0, -log eps] (``log_loss``).
 
     Example:
         >>> logits = torch.full((16, 1, 512, 512), 8.0, dtype=torch.float16)
@@ -87,22 +68,23 @@ def dice_loss(
     Note:
         Sums run in float32 (float16 sums overflow at 65504 pixels), logits are clamped to
         +-65504 with a straight-through gradient, and ``1 - D`` is formed as the ratio above rather
-        than by subtraction, so it keeps full precision near a perfect prediction.
+        than by subtraction, so it keeps full precision near a perfect prediction. A NaN input
+        (anywhere, ignored pixels included) gives NaN.
     """
-    return tversky_loss(
-        input, target, mode=mode, alpha=0.5, beta=0.5, gamma=1.0, classes=classes, log_loss=log_loss,
-        from_logits=from_logits, smooth=smooth, ignore_index=ignore_index, eps=eps,
-        class_weights=class_weights, per_image=per_image, ignore_empty=ignore_empty,
-        global_batch=global_batch, reduction=reduction, validate_args=validate_args,
-    )
+    return region_loss(input, target, DICE.build(dict(options, mode=mode)))
 
 
-class DiceLoss(TverskyLoss):
+dice_loss.__signature__ = DICE.function_signature()  # type: ignore[attr-defined]
+
+
+class DiceLoss(RegionLossModule):
     """Dice loss; a thin shell over :func:`dice_loss`.
 
-    The positional arguments, their order and defaults match
-    ``segmentation_models_pytorch.losses.DiceLoss``, so replacing the import gives the same value
-    in float32. The options after them are keyword-only; see :func:`dice_loss`.
+    ``DiceLoss(mode, classes=None, log_loss=False, from_logits=True, smooth=0.0,
+    ignore_index=None, eps=1e-7, *, class_weights=None, per_image=False, ignore_empty=True,
+    global_batch=False, reduction="mean", validate_args=True)``. The positional arguments, their
+    order and defaults match ``segmentation_models_pytorch.losses.DiceLoss``, so replacing the
+    import gives the same value in float32; every option is an attribute, validated when set.
 
     Example:
         >>> criterion = DiceLoss("binary")
@@ -111,27 +93,8 @@ class DiceLoss(TverskyLoss):
         >>> loss.backward()
         >>> bool(torch.isfinite(logits.grad).all())
         True
+        >>> criterion.smooth = 1.0  # validated: criterion.smooth = -1.0 raises ValueError
     """
 
-    def __init__(
-        self,
-        mode: str,
-        classes: Optional[Sequence[int]] = None,
-        log_loss: bool = False,
-        from_logits: bool = True,
-        smooth: float = 0.0,
-        ignore_index: Optional[int] = None,
-        eps: float = 1e-7,
-        *,
-        class_weights: Weights = None,
-        per_image: bool = False,
-        ignore_empty: bool = True,
-        global_batch: bool = False,
-        reduction: str = "mean",
-        validate_args: bool = True,
-    ) -> None:
-        super().__init__(
-            mode, classes, log_loss, from_logits, smooth, ignore_index, eps, 0.5, 0.5, 1.0,
-            class_weights=class_weights, per_image=per_image, ignore_empty=ignore_empty,
-            global_batch=global_batch, reduction=reduction, validate_args=validate_args,
-        )
+    spec = DICE
+    positional = SMP_POSITIONAL

@@ -2,74 +2,31 @@
 
 from __future__ import annotations
 
-import math
-from typing import Optional, Sequence, Union
+from typing import Any, Optional
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from stableloss import _checks
-from stableloss._activation import TINY_LOSS, compute_dtype, logits_from_probabilities, saturate
+from stableloss._activation import LOGIT_LIMIT, compute_dtype, logits_from_probabilities, saturate
+from stableloss._focal_math import focal_factor, one_minus_pt
+from stableloss._module import OptionsModule
+from stableloss._options import FocalOptions, OptionSpec
 from stableloss._overlap import flatten_target
-from stableloss._reduction import check_reduction, reduce_loss
+from stableloss._reduction import reduce_loss
+from stableloss._region import option_tensor
 from stableloss._sigmoid_focal import sigmoid_focal_terms
-from stableloss.tversky import Weights, resolve_class_weights
 
-Alpha = Union[None, float, Sequence[float], Tensor]
-ACTIVATIONS = ("softmax", "sigmoid")
+FOCAL = OptionSpec("focal_loss()", FocalOptions)
 
 
-def focal_modulation(ce: Tensor, gamma: float, reduced_threshold: Optional[float]) -> Optional[Tensor]:
-    """The focal factor ``(1 - p_t) ** gamma`` from the cross-entropy ``ce = -log p_t``.
-
-    ``1 - p_t`` is ``-expm1(-ce)``, exact even when ``p_t`` rounds to 1. For ``gamma >= 1`` the
-    power has a finite derivative everywhere. For ``gamma < 1`` it is computed as
-    ``exp(gamma * log(1 - p_t))`` on elements with ``ce > 1e-30`` and set to 0 (with gradient 0)
-    elsewhere, so a saturated correct prediction gives loss 0 and gradient 0 instead of
-    ``0 * inf = NaN``. With ``reduced_threshold`` (Sergievskiy and Ponamarev 2019) the factor is
-    ``((1 - p_t) / threshold) ** gamma`` where ``p_t >= threshold`` and 1 elsewhere.
-
-    Returns:
-        The factor, or ``None`` when it is identically 1 (``gamma == 0``, no threshold).
-    """
-    if gamma == 0.0 and reduced_threshold is None:
-        return None
-    if gamma >= 1.0:
-        factor = (-torch.expm1(-ce)).pow(gamma)
-    else:
-        positive = ce > TINY_LOSS
-        safe = torch.where(positive, ce, 1.0)
-        factor = torch.where(positive, torch.exp(gamma * torch.log(-torch.expm1(-safe))), 0.0)
-    if reduced_threshold is None:
-        return factor
-    factor = factor / reduced_threshold**gamma
-    return torch.where(ce > -math.log(reduced_threshold), 1.0, factor)
-
-
-def focal_loss(
-    input: Tensor,
-    target: Tensor,
-    *,
-    mode: str,
-    alpha: Alpha = None,
-    gamma: float = 2.0,
-    ignore_index: Optional[int] = None,
-    from_logits: bool = True,
-    eps: float = 1e-7,
-    reduction: str = "mean",
-    normalized: bool = False,
-    reduced_threshold: Optional[float] = None,
-    class_weights: Weights = None,
-    multiclass_activation: str = "softmax",
-    validate_args: bool = True,
-) -> Tensor:
+def focal_loss(input: Tensor, target: Tensor, *, mode: str, **options: Any) -> Tensor:
     """Focal loss in logit space, FP16-safe: sigmoid focal (binary, multilabel), softmax focal (multiclass).
 
     .. math::
 
         \\ell_i = -\\alpha_{t} (1 - p_{t,i})^{\\gamma} \\log p_{t,i}, \\qquad
-        -\\log p_{t,i} = \\operatorname{CE}(x_i, t_i)
+        -\\log p_{t,i} = \\min(\\operatorname{CE}(x_i, t_i), 65504)
 
     where ``CE`` is binary cross-entropy with logits (sigmoid modes, soft labels allowed) or
     cross-entropy over the classes (softmax). ``mode="multiclass"`` uses the **softmax** focal loss
@@ -77,36 +34,30 @@ def focal_loss(
     each class's one-hot channel and averages the classes: ``multiclass_activation="sigmoid"``
     reproduces that.
 
-    ``alpha``: a scalar in [0, 1] weights positives by ``alpha`` and negatives by ``1 - alpha``
-    (sigmoid modes; in softmax mode it multiplies every pixel). A sequence gives one weight per
-    class: the weight of class ``c``'s channel (sigmoid) or of pixels whose true class is ``c``
-    (softmax).
+    Reductions. Sigmoid modes, ``"mean"``: the mean of each class over its non-ignored elements,
+    then the mean over classes (weighted by ``class_weights``); ``"sum"``: the sum over every
+    element (each class weighted); ``"none"``: per element, 0 at ignored ones, shaped like the
+    input. Softmax, with ``w_i`` the ``class_weights`` entry of pixel ``i``'s true class (1 without
+    them): ``"mean"`` is :math:`\\sum_i w_i \\ell_i / \\sum_i w_i` over non-ignored pixels (the
+    normalisation of ``torch.nn.functional.cross_entropy(weight=...)``), ``"sum"`` is
+    :math:`\\sum_i w_i \\ell_i`, ``"none"`` gives :math:`w_i \\ell_i` per pixel, shaped like the target.
 
     Empty masks: no special case; background pixels are ordinary negatives, so an empty mask with
     a confident background prediction gives a loss near 0, and predicted foreground is penalised.
 
     Args:
-        input: Logits ``(N, C, *S)`` (probabilities if ``from_logits=False``).
+        input: Logits ``(N, C, *S)`` with 0 to 3 spatial dims (``(N, C)`` for classification), or
+            ``(N,)`` in binary mode; probabilities if ``from_logits=False``.
         target: Binary ``(N, 1, *S)`` or ``(N, *S)`` in [0, 1]; multiclass ``(N, *S)`` indices;
             multilabel ``(N, C, *S)`` in [0, 1].
         mode: ``"binary"``, ``"multiclass"`` or ``"multilabel"``.
-        alpha: ``None``, a scalar in [0, 1], or one weight >= 0 per class.
-        gamma: Focusing exponent >= 0; 0 gives (weighted) cross-entropy.
-        ignore_index: Target value whose pixels are left out (also of the mean's count).
-        from_logits: ``input`` holds logits (True) or probabilities (False, clamped to
-            ``[eps, 1 - eps]`` and turned into logits).
-        eps: Clamp for probabilities and for the ``normalized`` denominator.
-        reduction: ``"mean"`` (mean per class over its non-ignored elements, then the mean over
-            classes; for one class, the plain mean), ``"sum"`` or ``"none"`` (per element, 0 at
-            ignored ones: ``(N, C, *S)`` for sigmoid modes, ``(N, *S)`` for softmax).
-        normalized: Divide by the sum of focal factors (Lin et al.'s normalisation, per class).
-        reduced_threshold: Reduced focal loss threshold in (0, 1].
-        class_weights: Weighted mean over classes (sigmoid modes; use ``alpha`` for softmax).
-        multiclass_activation: ``"softmax"`` (default) or ``"sigmoid"`` (the smp behaviour).
-        validate_args: Check target values (a host sync); skipped under ``torch.compile``.
+        **options: Keyword-only, each documented in :class:`~stableloss.FocalOptions`:
+            ``alpha=None``, ``gamma=2.0``, ``ignore_index=None``, ``from_logits=True``,
+            ``eps=1e-7``, ``reduction="mean"``, ``normalized=False``, ``reduced_threshold=None``,
+            ``class_weights=None``, ``multiclass_activation="softmax"``, ``validate_args=True``.
 
     Shape:
-        - input: ``(N, C, *S)``; output: scalar, or per element with ``reduction="none"``; float32.
+        - input: ``(N, C, *S)``; output: scalar, or per element with ``reduction="none"``.
 
     Returns:
         The loss, float32 (float64 for a float64 input).
@@ -120,44 +71,49 @@ def focal_loss(
 
     References:
         Lin, Goyal, Girshick, He, Dollar. Focal loss for dense object detection. ICCV 2017.
+        Sergievskiy, Ponamarev. Reduced focal loss. 2019.
 
     Note:
-        Cross-entropy is computed from clamped float32 logits (``softplus``/``log_softmax`` form),
-        ``1 - p_t`` as ``-expm1(-CE)``, and the ``gamma < 1`` power is guarded, so the loss and
-        gradient are finite for every finite or infinite logit; an infinite logit that is wrong
-        costs 65504 per element, with the limit gradient. A NaN input gives NaN.
+        Cross-entropy is computed from clamped float32 logits (``softplus``/``log_softmax`` form)
+        and capped at 65504 with the limit gradient (a logit of +-inf costs 65504 per element,
+        whichever class holds it), ``1 - p_t`` is ``-expm1(-CE)``, and the ``gamma < 1`` power is
+        guarded, so the loss and gradient are finite for every finite or infinite logit. A NaN
+        input (anywhere, ignored pixels included) gives NaN.
     """
-    mode = _checks.check_mode(mode)
-    gamma = _checks.check_number("gamma", gamma, low=0.0)
-    eps = _checks.check_number("eps", eps, low=0.0, high=0.5, low_inclusive=False)
-    reduced_threshold = _checks.check_optional_number("reduced_threshold", reduced_threshold, low=0.0, high=1.0, low_inclusive=False)
-    reduction = check_reduction(reduction)
-    ignore_index = _checks.check_ignore_index(ignore_index)
-    for name, flag in (("from_logits", from_logits), ("normalized", normalized), ("validate_args", validate_args)):
-        _checks.check_bool(name, flag)
-    if multiclass_activation not in ACTIVATIONS:
-        raise ValueError(f"multiclass_activation must be one of {ACTIVATIONS}; received {multiclass_activation!r}")
-    input = _checks.check_input(input, mode=mode, from_logits=from_logits)
-    target = _checks.check_target(target, input, mode=mode, ignore_index=ignore_index, validate_args=validate_args)
-    alpha = alpha if isinstance(alpha, Tensor) else _checks.check_alpha(alpha)
-    num_classes = input.shape[1]
-    if isinstance(alpha, Tensor):
-        _checks.check_class_count("alpha", alpha, num_classes)
-        alpha = alpha.to(device=input.device, dtype=compute_dtype(input.dtype))
-    softmax = mode == "multiclass" and multiclass_activation == "softmax"
-    if class_weights is not None and softmax:
-        raise ValueError(
-            "class_weights must be None with mode='multiclass' and multiclass_activation='softmax' "
-            "(there are no per-class losses to weigh); received class_weights. Pass per-class alpha instead."
-        )
-    weights = resolve_class_weights(class_weights, mode=mode, num_classes=num_classes, device=input.device)
+    options_ = FOCAL.build(dict(options, mode=mode))
+    return focal_from_options(input, target, options_)
 
-    logits = input if from_logits else logits_from_probabilities(input, mode=mode, eps=eps)
-    if softmax:
-        return _softmax_focal(logits, target, alpha=alpha, gamma=gamma, ignore_index=ignore_index, eps=eps,
-                              reduction=reduction, normalized=normalized, reduced_threshold=reduced_threshold)
-    return _sigmoid_focal(logits, target, mode=mode, alpha=alpha, gamma=gamma, ignore_index=ignore_index, eps=eps,
-                          reduction=reduction, normalized=normalized, reduced_threshold=reduced_threshold, weights=weights)
+
+focal_loss.__signature__ = FOCAL.function_signature()  # type: ignore[attr-defined]
+
+
+def focal_from_options(input: Tensor, target: Tensor, options: FocalOptions, *, alpha: Optional[Tensor] = None,
+                       class_weights: Optional[Tensor] = None) -> Tensor:
+    """The focal pipeline: validate the pair, logits in logit space, per-element terms, reduce.
+
+    ``alpha`` and ``class_weights`` are the per-class options as float32 tensors on the input's
+    device (a module's buffers); built from ``options`` when not given.
+    """
+    original_shape = input.shape if isinstance(input, Tensor) else ()
+    input, target = _checks.check_pair(input, target, mode=options.mode, from_logits=options.from_logits,
+                                       ignore_index=options.ignore_index, validate_args=options.validate_args)
+    num_classes = input.shape[1]
+    if isinstance(options.alpha, tuple):
+        _checks.check_class_count("alpha", len(options.alpha), num_classes)
+        alpha = alpha if alpha is not None else option_tensor(options.alpha, torch.float32, input.device)
+    if options.class_weights is not None:
+        _checks.check_class_count("class_weights", len(options.class_weights), num_classes)
+        if class_weights is None:
+            class_weights = option_tensor(options.class_weights, torch.float32, input.device)
+    logits = input if options.from_logits else logits_from_probabilities(input, mode=options.mode, eps=options.eps)
+    dtype = compute_dtype(input.dtype)
+    scalar_alpha = options.alpha if not isinstance(options.alpha, tuple) else None
+    per_class_alpha = None if alpha is None else alpha.to(dtype)
+    weights = None if class_weights is None else class_weights.to(dtype)
+    if options.softmax:
+        return _softmax_focal(logits, target, options, per_class_alpha, scalar_alpha, weights)
+    loss = _sigmoid_focal(logits, target, options, per_class_alpha, scalar_alpha, weights)
+    return loss.reshape(original_shape) if options.reduction == "none" else loss  # shaped like the input
 
 
 def softmax_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
@@ -176,53 +132,54 @@ def softmax_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
     return (top - logits.gather(1, labels.unsqueeze(1))).squeeze(1) + torch.log1p(rest)
 
 
-def _softmax_focal(logits, target, *, alpha, gamma, ignore_index, eps, reduction, normalized, reduced_threshold):
+def _softmax_focal(logits: Tensor, target: Tensor, options: FocalOptions, alpha: Optional[Tensor],
+                   scalar_alpha: Optional[float], weights: Optional[Tensor]) -> Tensor:
     labels = target.long()
-    valid = None if ignore_index is None else labels != ignore_index
+    valid = None if options.ignore_index is None else labels != options.ignore_index
     safe_labels = labels if valid is None else torch.where(valid, labels, 0)
-    ce = softmax_cross_entropy(saturate(logits), safe_labels)
-    factor = focal_modulation(ce, gamma, reduced_threshold)
-    loss = ce if factor is None else ce * factor
-    if isinstance(alpha, Tensor):
+    # Clamped logits differ by up to 2 * 65504; the cap keeps a wrong +-inf pixel at the documented
+    # 65504 (straight-through: the gradient stays the cross-entropy's limit gradient).
+    ce = saturate(softmax_cross_entropy(saturate(logits), safe_labels), -LOGIT_LIMIT, LOGIT_LIMIT)
+    factor = focal_factor(one_minus_pt(ce), ce, options.gamma, options.reduced_threshold)
+    loss = ce * factor
+    if alpha is not None:
         loss = loss * alpha[safe_labels]
-    elif alpha is not None:
-        loss = loss * alpha
-    if valid is not None:
-        loss = torch.where(valid, loss, 0.0)
-    if normalized:
-        total = loss.new_tensor(float(loss.numel())) if factor is None else factor
-        if factor is not None and valid is not None:
-            total = torch.where(valid, factor, 0.0)
-        loss = loss / total.sum().clamp_min(eps)
-    if reduction == "none":
-        return loss
-    if reduction == "sum" or valid is None:
-        return reduce_loss(loss, reduction)
-    return loss.sum() / valid.sum(dtype=loss.dtype).clamp_min(1.0)
+    elif scalar_alpha is not None:
+        loss = loss * scalar_alpha
+    pixel_weight = None if weights is None else weights[safe_labels]
+    if valid is not None:  # a product, not a selection: a NaN at an ignored pixel stays NaN
+        pixel_weight = valid.to(loss.dtype) if pixel_weight is None else pixel_weight * valid
+    if options.normalized:
+        kept = factor if valid is None else factor * valid
+        loss = loss / kept.sum().clamp_min(options.eps)
+    if pixel_weight is None:
+        return reduce_loss(loss, options.reduction)
+    return reduce_loss(loss * pixel_weight, options.reduction, count=pixel_weight.sum())
 
 
-def _sigmoid_focal(logits, target, *, mode, alpha, gamma, ignore_index, eps, reduction, normalized, reduced_threshold, weights):
+def _sigmoid_focal(logits: Tensor, target: Tensor, options: FocalOptions, alpha: Optional[Tensor],
+                   scalar_alpha: Optional[float], weights: Optional[Tensor]) -> Tensor:
     batch, num_classes = logits.shape[:2]
     flat_logits = logits.reshape(batch, num_classes, -1)
-    flat_target, valid = flatten_target(target, mode=mode, num_classes=num_classes, ignore_index=ignore_index,
-                                        dtype=compute_dtype(logits.dtype))
+    flat_target, valid = flatten_target(target, mode=options.mode, num_classes=num_classes,
+                                        ignore_index=options.ignore_index, dtype=compute_dtype(logits.dtype))
     weight = None
-    if isinstance(alpha, Tensor):
+    if alpha is not None:
         weight = alpha.view(1, num_classes, 1)
-    elif alpha is not None:
-        weight = flat_target * (2.0 * alpha - 1.0) + (1.0 - alpha)  # alpha t + (1 - alpha)(1 - t)
-    if valid is not None:
+    elif scalar_alpha is not None:
+        weight = flat_target * (2.0 * scalar_alpha - 1.0) + (1.0 - scalar_alpha)  # alpha t + (1 - alpha)(1 - t)
+    if valid is not None:  # a product: a NaN at an ignored pixel stays NaN
         weight = valid.to(flat_target.dtype) if weight is None else weight * valid
-    if normalized:
-        loss = _normalized_sigmoid_focal(flat_logits, flat_target, weight, valid, gamma=gamma, eps=eps,
-                                         reduced_threshold=reduced_threshold)
+    if options.normalized:
+        loss = _normalized_sigmoid_focal(flat_logits, flat_target, weight, valid, options)
     else:
-        loss = sigmoid_focal_terms(flat_logits, flat_target, gamma=gamma, reduced_threshold=reduced_threshold, weight=weight)
-    if reduction == "none":
-        out = loss if weights is None else loss * weights.view(1, num_classes, 1)
-        return out.reshape(logits.shape)
+        loss = sigmoid_focal_terms(flat_logits, flat_target, gamma=options.gamma,
+                                   reduced_threshold=options.reduced_threshold, weight=weight)
+    class_weights = None if weights is None else weights.view(1, num_classes, 1)
+    if options.reduction == "none":
+        return loss if class_weights is None else loss * class_weights
     class_sum = loss.sum(dim=(0, 2))
-    if reduction == "sum":
+    if options.reduction == "sum":
         return reduce_loss(class_sum, "sum", weights)
     if valid is None:
         count = class_sum.new_tensor(float(batch * flat_logits.shape[2]))
@@ -231,22 +188,27 @@ def _sigmoid_focal(logits, target, *, mode, alpha, gamma, ignore_index, eps, red
     return reduce_loss(class_sum / count.clamp_min(1.0), "mean", weights)
 
 
-def _normalized_sigmoid_focal(logits, target, weight, valid, *, gamma, eps, reduced_threshold):
+def _normalized_sigmoid_focal(logits: Tensor, target: Tensor, weight: Optional[Tensor], valid: Optional[Tensor],
+                              options: FocalOptions) -> Tensor:
     """Focal loss divided by the per-class sum of focal factors (gradient flows through both)."""
-    ce = F.binary_cross_entropy_with_logits(saturate(logits), target, reduction="none")  # normalized: rare path
-    factor = focal_modulation(ce, gamma, reduced_threshold)
-    factor = torch.ones_like(ce) if factor is None else factor
+    from stableloss._sigmoid_focal import sigmoid_cross_entropy
+
+    ce = sigmoid_cross_entropy(saturate(logits), target)
+    factor = focal_factor(one_minus_pt(ce), ce, options.gamma, options.reduced_threshold)
     loss = ce * factor if weight is None else ce * factor * weight
-    kept = factor if valid is None else torch.where(valid, factor, 0.0)
-    return loss / kept.sum(dim=(0, 2), keepdim=True).clamp_min(eps)
+    kept = factor if valid is None else factor * valid
+    return loss / kept.sum(dim=(0, 2), keepdim=True).clamp_min(options.eps)
 
 
-class FocalLoss(nn.Module):
+class FocalLoss(OptionsModule):
     """Focal loss; a thin shell over :func:`focal_loss`.
 
-    The positional arguments match ``segmentation_models_pytorch.losses.FocalLoss`` (0.5 and
-    later); the options after them are keyword-only. Note the multiclass default differs: softmax
-    focal here, per-class sigmoid in smp (``multiclass_activation="sigmoid"`` gives smp's).
+    ``FocalLoss(mode, alpha=None, gamma=2.0, ignore_index=None, from_logits=True, eps=1e-7,
+    reduction="mean", normalized=False, reduced_threshold=None, *, class_weights=None,
+    multiclass_activation="softmax", validate_args=True)``: the positional arguments match
+    ``segmentation_models_pytorch.losses.FocalLoss`` (0.5 and later); every option is an attribute,
+    validated when set. Note the multiclass default differs: softmax focal here, per-class sigmoid
+    in smp (``multiclass_activation="sigmoid"`` gives smp's).
 
     Example:
         >>> criterion = FocalLoss("binary", gamma=2.0)
@@ -255,40 +217,10 @@ class FocalLoss(nn.Module):
         True
     """
 
-    def __init__(
-        self,
-        mode: str,
-        alpha: Alpha = None,
-        gamma: float = 2.0,
-        ignore_index: Optional[int] = None,
-        from_logits: bool = True,
-        eps: float = 1e-7,
-        reduction: str = "mean",
-        normalized: bool = False,
-        reduced_threshold: Optional[float] = None,
-        *,
-        class_weights: Weights = None,
-        multiclass_activation: str = "softmax",
-        validate_args: bool = True,
-    ) -> None:
-        super().__init__()
-        self.mode = _checks.check_mode(mode)
-        checked_alpha = _checks.check_alpha(alpha)
-        self.register_buffer("alpha", checked_alpha if isinstance(checked_alpha, Tensor) else None, persistent=False)
-        self.scalar_alpha = None if isinstance(checked_alpha, Tensor) else checked_alpha
-        self.register_buffer("class_weights", _checks.check_weights("class_weights", class_weights, mode=self.mode), persistent=False)
-        _checks.check_number("gamma", gamma, low=0.0)
-        check_reduction(reduction)
-        if multiclass_activation not in ACTIVATIONS:
-            raise ValueError(f"multiclass_activation must be one of {ACTIVATIONS}; received {multiclass_activation!r}")
-        self.options = dict(gamma=gamma, ignore_index=ignore_index, from_logits=from_logits, eps=eps,
-                            reduction=reduction, normalized=normalized, reduced_threshold=reduced_threshold,
-                            multiclass_activation=multiclass_activation, validate_args=validate_args)
+    spec = FOCAL
+    positional = ("mode", "alpha", "gamma", "ignore_index", "from_logits", "eps", "reduction", "normalized",
+                  "reduced_threshold")
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        alpha = self.alpha if self.alpha is not None else self.scalar_alpha
-        return focal_loss(input, target, mode=self.mode, alpha=alpha, class_weights=self.class_weights, **self.options)
-
-    def extra_repr(self) -> str:
-        alpha = self.alpha.tolist() if self.alpha is not None else self.scalar_alpha
-        return f"mode={self.mode!r}, alpha={alpha!r}, " + ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return focal_from_options(input, target, self.options, alpha=self.option_tensor("alpha"),
+                                  class_weights=self.option_tensor("class_weights"))

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from stableloss.tversky import Weights, _OverlapLoss, reduce_class_losses, tversky_class_losses
+from stableloss._options import OptionSpec, RegionOptions
+from stableloss._region import RegionLossModule, region_loss
+
+LOG_COSH_DICE = OptionSpec("log_cosh_dice_loss()", RegionOptions, fixed={"alpha": 0.5, "beta": 0.5, "gamma": 1.0},
+                           excluded=("log_loss",))
+
 
 def log_cosh_unit(x: Tensor) -> Tensor:
     """``log(cosh(x))`` for ``x`` in [0, 1] (a Dice loss), as ``log1p(sinh(x)^2) / 2``.
@@ -19,23 +24,7 @@ def log_cosh_unit(x: Tensor) -> Tensor:
     return 0.5 * torch.log1p(torch.sinh(x).square())
 
 
-def log_cosh_dice_loss(
-    input: Tensor,
-    target: Tensor,
-    *,
-    mode: str,
-    classes: Union[None, Sequence[int], Tensor] = None,
-    from_logits: bool = True,
-    smooth: float = 0.0,
-    ignore_index: Optional[int] = None,
-    eps: float = 1e-7,
-    class_weights: Weights = None,
-    per_image: bool = False,
-    ignore_empty: bool = True,
-    global_batch: bool = False,
-    reduction: str = "mean",
-    validate_args: bool = True,
-) -> Tensor:
+def log_cosh_dice_loss(input: Tensor, target: Tensor, *, mode: str, **options: Any) -> Tensor:
     """Log-cosh Dice loss: ``log(cosh(1 - Dice))`` per class, then the mean over classes.
 
     .. math::
@@ -53,8 +42,7 @@ def log_cosh_dice_loss(
         input: Logits ``(N, C, *S)`` (probabilities if ``from_logits=False``).
         target: As for :func:`~stableloss.dice_loss`.
         mode: ``"binary"``, ``"multiclass"`` or ``"multilabel"``.
-        classes, from_logits, smooth, ignore_index, eps, class_weights, per_image, ignore_empty,
-            global_batch, reduction, validate_args: As for :func:`~stableloss.dice_loss`.
+        **options: The options of :func:`~stableloss.dice_loss` except ``log_loss``.
 
     Shape:
         - input: ``(N, C, *S)``; output: scalar, or ``(C,)`` / ``(N, C)`` with ``reduction="none"``.
@@ -74,42 +62,26 @@ def log_cosh_dice_loss(
         ``cosh`` overflows float16 at 11.1 and ``log(cosh(x))`` loses small ``x`` entirely;
         :func:`log_cosh_unit` does neither on [0, 1], and its gradient is ``tanh(x)``.
     """
-    losses = tversky_class_losses(
-        input, target, mode=mode, alpha=0.5, beta=0.5, from_logits=from_logits, smooth=smooth,
-        ignore_index=ignore_index, eps=eps, per_image=per_image, ignore_empty=ignore_empty,
-        global_batch=global_batch, validate_args=validate_args,
-    )
-    return reduce_class_losses(log_cosh_unit(losses), mode=mode, classes=classes, class_weights=class_weights, reduction=reduction)
+    return region_loss(input, target, LOG_COSH_DICE.build(dict(options, mode=mode)), transform=log_cosh_unit)
 
 
-class LogCoshDiceLoss(_OverlapLoss):
+log_cosh_dice_loss.__signature__ = LOG_COSH_DICE.function_signature()  # type: ignore[attr-defined]
+
+
+class LogCoshDiceLoss(RegionLossModule):
     """Log-cosh Dice loss; a thin shell over :func:`log_cosh_dice_loss`.
+
+    ``LogCoshDiceLoss(mode, classes=None, from_logits=True, smooth=0.0, ignore_index=None, eps=1e-7,
+    *, ...)``.
 
     Example:
         >>> LogCoshDiceLoss("binary")(torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 4, 4)).item() > 0
         True
     """
 
-    def __init__(
-        self,
-        mode: str,
-        classes: Optional[Sequence[int]] = None,
-        from_logits: bool = True,
-        smooth: float = 0.0,
-        ignore_index: Optional[int] = None,
-        eps: float = 1e-7,
-        *,
-        class_weights: Weights = None,
-        per_image: bool = False,
-        ignore_empty: bool = True,
-        global_batch: bool = False,
-        reduction: str = "mean",
-        validate_args: bool = True,
-    ) -> None:
-        options = dict(from_logits=from_logits, smooth=smooth, ignore_index=ignore_index, eps=eps,
-                       per_image=per_image, ignore_empty=ignore_empty, global_batch=global_batch,
-                       reduction=reduction, validate_args=validate_args)
-        super().__init__(mode, classes, class_weights, options)
+    spec = LOG_COSH_DICE
+    positional = ("mode", "classes", "from_logits", "smooth", "ignore_index", "eps")
 
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return log_cosh_dice_loss(input, target, mode=self.mode, classes=self.classes, class_weights=self.class_weights, **self.options)
+    def transform(self, losses: Tensor) -> Tensor:
+        """``log cosh`` of each class's Dice loss."""
+        return log_cosh_unit(losses)

@@ -1,170 +1,26 @@
-"""Tversky loss and its special cases: focal-Tversky and Jaccard (Dice lives in ``dice.py``).
+"""Tversky loss and its special cases focal-Tversky and Jaccard (IoU).
 
-One scorer serves Dice, Jaccard and Tversky: :func:`tversky_class_losses` computes the loss per
-class from the overlap statistics of ``_overlap.py``; the public functions only choose ``alpha``,
-``beta`` and ``gamma`` and reduce.
+Dice (``dice.py``) and log-cosh Dice (``log_cosh.py``) are the same pipeline with other fixed
+options; the computation lives in :mod:`stableloss._region`.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Optional, Sequence, Union
+from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from stableloss import _checks
-from stableloss._activation import compute_dtype
-from stableloss._overlap import Overlap, flatten_target, overlap_statistics
-from stableloss._reduction import check_reduction, reduce_loss
+from stableloss._options import OptionSpec, RegionOptions
+from stableloss._region import RegionLossModule, region_loss
 
-Weights = Union[None, Sequence[float], Tensor]
-
-
-def tversky_class_losses(
-    input: Tensor,
-    target: Tensor,
-    *,
-    mode: str,
-    alpha: float,
-    beta: float,
-    gamma: float = 1.0,
-    log_loss: bool = False,
-    from_logits: bool = True,
-    smooth: float = 0.0,
-    ignore_index: Optional[int] = None,
-    eps: float = 1e-7,
-    per_image: bool = False,
-    ignore_empty: bool = True,
-    global_batch: bool = False,
-    validate_args: bool = True,
-) -> Tensor:
-    """Unreduced (focal-)Tversky loss per class: float32 ``(C,)``, or ``(N, C)`` with ``per_image``.
-
-    See :func:`tversky_loss` for the arguments; this is that function before ``classes``,
-    ``class_weights`` and ``reduction`` are applied.
-    """
-    mode = _checks.check_mode(mode)
-    alpha = _checks.check_number("alpha", alpha, low=0.0)
-    beta = _checks.check_number("beta", beta, low=0.0)
-    if alpha + beta <= 0:
-        raise ValueError(f"alpha + beta must be > 0 (else every prediction scores 1); received alpha={alpha}, beta={beta}")
-    gamma = _checks.check_number("gamma", gamma, low=0.0, low_inclusive=False)
-    smooth = _checks.check_number("smooth", smooth, low=0.0)
-    eps = _checks.check_number("eps", eps, low=0.0)
-    for name, flag in (("log_loss", log_loss), ("from_logits", from_logits), ("per_image", per_image),
-                       ("ignore_empty", ignore_empty), ("global_batch", global_batch),
-                       ("validate_args", validate_args)):
-        _checks.check_bool(name, flag)
-    if per_image and global_batch:
-        raise ValueError("per_image and global_batch must not both be True (per-image scores need no "
-                         "cross-rank sums); received per_image=True, global_batch=True")
-    ignore_index = _checks.check_ignore_index(ignore_index)
-    input = _checks.check_input(input, mode=mode, from_logits=from_logits)
-    target = _checks.check_target(target, input, mode=mode, ignore_index=ignore_index, validate_args=validate_args)
-
-    flat_target, valid = flatten_target(target, mode=mode, num_classes=input.shape[1], ignore_index=ignore_index,
-                                        dtype=compute_dtype(input.dtype))
-    overlap = overlap_statistics(input, flat_target, mode=mode, from_logits=from_logits, valid=valid,
-                                 per_image=per_image, global_batch=global_batch)
-    loss = tversky_from_overlap(overlap, alpha=alpha, beta=beta, smooth=smooth, eps=eps, log_loss=log_loss)
-    loss = focal_power(loss, gamma)
-    if ignore_empty:
-        loss = torch.where(overlap.target_sum > 0, loss, 0.0)
-    return loss
+TVERSKY = OptionSpec("tversky_loss()", RegionOptions)
+JACCARD = OptionSpec("jaccard_loss()", RegionOptions, fixed={"alpha": 1.0, "beta": 1.0, "gamma": 1.0})
+SMP_POSITIONAL = ("mode", "classes", "log_loss", "from_logits", "smooth", "ignore_index", "eps")
+"""The positional arguments of segmentation-models-pytorch's DiceLoss and JaccardLoss, in order."""
 
 
-def tversky_from_overlap(
-    overlap: Overlap, *, alpha: float, beta: float, smooth: float, eps: float, log_loss: bool
-) -> Tensor:
-    """``1 - TI`` (or ``-log TI``) from soft counts, without forming ``1 - score`` by subtraction.
-
-    .. math::
-
-        TI = \\frac{TP + s}{\\max(TP + \\alpha FP + \\beta FN + s, \\epsilon)}, \\qquad
-        1 - TI = \\frac{\\alpha FP + \\beta FN}{TP + \\alpha FP + \\beta FN + s}
-    """
-    tp, fp, fn = overlap
-    errors = alpha * fp + beta * fn
-    denominator = tp + errors + smooth
-    clamped = denominator.clamp_min(eps)
-    excess = torch.where(denominator >= eps, errors, clamped - tp - smooth)  # clamped - (TP + s)
-    if not log_loss:
-        return excess / clamped
-    # -log(max(TI, eps)) = log1p(excess / (TP + s)): accurate for TI near 1 and near 0. Below eps
-    # the clamp makes it the constant -log(eps) (gradient 0), with a safe divisor on that branch.
-    numerator = tp + smooth
-    usable = numerator >= eps * clamped
-    return torch.where(usable, torch.log1p(excess / torch.where(usable, numerator, 1.0)), -math.log(eps))
-
-
-def focal_power(loss: Tensor, gamma: float) -> Tensor:
-    """``loss ** gamma`` with a finite gradient at ``loss == 0`` for ``gamma < 1``.
-
-    The derivative ``gamma * loss ** (gamma - 1)`` is infinite at 0, where a perfect prediction
-    sits; the guard makes the value 0 there with gradient 0 (the product with the vanishing
-    ``d loss / d logit`` has limit 0 too).
-    """
-    if gamma == 1.0:
-        return loss
-    positive = loss > 0
-    safe = torch.where(positive, loss, 1.0)
-    return torch.where(positive, safe.pow(gamma), 0.0)
-
-
-def resolve_class_weights(weights: Weights, *, mode: str, num_classes: int, device: torch.device) -> Optional[Tensor]:
-    """Per-class weights as a tensor on ``device``, checked against ``num_classes``."""
-    if weights is None:
-        return None
-    if not isinstance(weights, Tensor):
-        weights = _checks.check_weights("class_weights", weights, mode=mode)
-    _checks.check_class_count("class_weights", weights, num_classes)
-    return weights.to(device=device)
-
-
-def reduce_class_losses(
-    losses: Tensor,
-    *,
-    mode: str,
-    classes: Union[None, Sequence[int], Tensor],
-    class_weights: Weights,
-    reduction: str,
-) -> Tensor:
-    """Select ``classes``, weight by ``class_weights`` and reduce ``(C,)`` or ``(N, C)`` losses."""
-    reduction = check_reduction(reduction)
-    num_classes = losses.shape[-1]
-    weights = resolve_class_weights(class_weights, mode=mode, num_classes=num_classes, device=losses.device)
-    if classes is not None:
-        index = classes if isinstance(classes, Tensor) else _checks.check_classes(classes, mode)
-        index = index.to(losses.device)
-        if not _checks.is_compiling() and index.numel() and int(index.max()) >= num_classes:
-            raise ValueError(f"classes must be indices below {num_classes} (the input's channels); received {index.tolist()}")
-        losses = losses.index_select(-1, index)
-        weights = None if weights is None else weights.index_select(0, index)
-    return reduce_loss(losses, reduction, weights)
-
-
-def tversky_loss(
-    input: Tensor,
-    target: Tensor,
-    *,
-    mode: str,
-    alpha: float = 0.5,
-    beta: float = 0.5,
-    gamma: float = 1.0,
-    classes: Union[None, Sequence[int], Tensor] = None,
-    log_loss: bool = False,
-    from_logits: bool = True,
-    smooth: float = 0.0,
-    ignore_index: Optional[int] = None,
-    eps: float = 1e-7,
-    class_weights: Weights = None,
-    per_image: bool = False,
-    ignore_empty: bool = True,
-    global_batch: bool = False,
-    reduction: str = "mean",
-    validate_args: bool = True,
-) -> Tensor:
+def tversky_loss(input: Tensor, target: Tensor, *, mode: str, **options: Any) -> Tensor:
     """Tversky loss, and focal-Tversky for ``gamma != 1``, per class, FP16-safe.
 
     .. math::
@@ -180,39 +36,30 @@ def tversky_loss(
     paper's choice) keeps a finite gradient at a perfect prediction.
 
     Args:
-        input: Logits ``(N, C, *S)`` (probabilities if ``from_logits=False``), any float dtype.
+        input: Logits ``(N, C, *S)`` with 0 to 3 spatial dims, or ``(N,)`` in binary mode
+            (probabilities if ``from_logits=False``), any float dtype.
         target: Binary ``(N, 1, *S)`` or ``(N, *S)``, values in [0, 1] (soft labels allowed);
             multiclass ``(N, *S)`` integer indices; multilabel ``(N, C, *S)`` in [0, 1].
         mode: ``"binary"``, ``"multiclass"`` (softmax over C) or ``"multilabel"`` (sigmoid per C).
-        alpha: Weight of false positives, >= 0.
-        beta: Weight of false negatives, >= 0.
-        gamma: Focal exponent, > 0.
-        classes: Indices of the classes that enter the mean (segmentation-models-pytorch's option).
-        log_loss: Use ``-log(TI)`` instead of ``1 - TI``.
-        from_logits: ``input`` holds logits (True) or probabilities (False).
-        smooth: Added to numerator and denominator.
-        ignore_index: Target value whose pixels are left out of every count.
-        eps: Lower bound of the denominator.
-        class_weights: Non-negative weight per class; the mean becomes a weighted mean.
-        per_image: Score each image separately and average (default: one score per class over the
-            whole batch, as segmentation-models-pytorch does).
-        ignore_empty: A class whose target is empty (in the batch, or in the image with
-            ``per_image``) contributes loss 0, as in segmentation-models-pytorch. With False its
-            score follows the formula: ``smooth / (alpha * FP + smooth)`` for ``smooth > 0``.
-        global_batch: Sum the counts over all ``torch.distributed`` ranks before scoring, so each
-            rank's loss is the loss of the global batch (with gradient; after DDP averages over
-            ranks, parameter gradients equal one process on the concatenated batch). Without a
-            process group it changes nothing.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (the ``(C,)`` or ``(N, C)`` losses).
-        validate_args: Check target values (a host sync); skipped under ``torch.compile``.
+        **options: Keyword-only, each documented in :class:`~stableloss.RegionOptions`:
+            ``alpha=0.5`` (false positives), ``beta=0.5`` (false negatives), ``gamma=1.0``,
+            ``classes=None``, ``log_loss=False``, ``from_logits=True``, ``smooth=0.0``,
+            ``ignore_index=None``, ``eps=1e-7``, ``class_weights=None``, ``per_image=False``,
+            ``ignore_empty=True``, ``global_batch=False``, ``reduction="mean"``,
+            ``validate_args=True``. An unknown keyword raises ``TypeError``.
 
     Shape:
-        - input: ``(N, C, *S)`` with 1 to 3 spatial dims ``S``.
+        - input: ``(N, C, *S)`` with 0 to 3 spatial dims ``S``.
         - target: see ``target`` above.
-        - output: scalar, or ``(C,)`` / ``(N, C)`` with ``reduction="none"``; float32 (float64 for a float64 input).
+        - output: scalar, or ``(C,)`` / ``(N, C)`` with ``reduction="none"``.
 
     Returns:
         The loss, float32 (float64 for a float64 input).
+
+    Empty masks: a class with no target pixel (in the batch, or in the image with ``per_image``)
+    contributes loss 0 and no gradient (``ignore_empty=True``, segmentation-models-pytorch's
+    behaviour); it still counts in the class mean. With ``ignore_empty=False`` its score follows
+    the formula: ``smooth / (alpha * FP + smooth)``.
 
     Example:
         >>> logits = torch.tensor([[[[4.0, -4.0], [4.0, -4.0]]]])
@@ -231,19 +78,13 @@ def tversky_loss(
         ``1 - TI`` computed as ``(alpha FP + beta FN) / denominator`` from float32 sums, so the loss
         and its gradient are finite for every finite or infinite input. A NaN input gives NaN.
     """
-    losses = tversky_class_losses(
-        input, target, mode=mode, alpha=alpha, beta=beta, gamma=gamma, log_loss=log_loss,
-        from_logits=from_logits, smooth=smooth, ignore_index=ignore_index, eps=eps,
-        per_image=per_image, ignore_empty=ignore_empty, global_batch=global_batch,
-        validate_args=validate_args,
-    )
-    return reduce_class_losses(losses, mode=mode, classes=classes, class_weights=class_weights, reduction=reduction)
+    return region_loss(input, target, TVERSKY.build(dict(options, mode=mode)))
 
 
-def jaccard_loss(input: Tensor, target: Tensor, *, mode: str, **kwargs) -> Tensor:
+def jaccard_loss(input: Tensor, target: Tensor, *, mode: str, **options: Any) -> Tensor:
     """Jaccard (IoU) loss, ``1 - TP / (TP + FP + FN)``: :func:`tversky_loss` with ``alpha = beta = 1``.
 
-    Takes every keyword of :func:`tversky_loss` except ``alpha``, ``beta`` and ``gamma``.
+    Takes every option of :func:`tversky_loss` except ``alpha``, ``beta`` and ``gamma``.
 
     Example:
         >>> logits = torch.tensor([[[[4.0, -4.0], [4.0, -4.0]]]])
@@ -251,33 +92,21 @@ def jaccard_loss(input: Tensor, target: Tensor, *, mode: str, **kwargs) -> Tenso
         >>> round(jaccard_loss(logits, target, mode="binary").item(), 4)
         0.3433
     """
-    for name in ("alpha", "beta", "gamma"):
-        if name in kwargs:
-            raise TypeError(f"jaccard_loss() fixes {name}; use tversky_loss to choose it (received {name}={kwargs[name]!r})")
-    return tversky_loss(input, target, mode=mode, alpha=1.0, beta=1.0, **kwargs)
+    return region_loss(input, target, JACCARD.build(dict(options, mode=mode)))
 
 
-class _OverlapLoss(nn.Module):
-    """Shared shell of the overlap-based loss classes: stores options, holds weights as buffers."""
-
-    def __init__(self, mode: str, classes, class_weights: Weights, options: dict) -> None:
-        super().__init__()
-        self.mode = _checks.check_mode(mode)
-        self.options = options
-        self.register_buffer("classes", _checks.check_classes(classes, self.mode), persistent=False)
-        self.register_buffer("class_weights", _checks.check_weights("class_weights", class_weights, mode=self.mode), persistent=False)
-        check_reduction(options["reduction"])
-
-    def extra_repr(self) -> str:
-        shown = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
-        return f"mode={self.mode!r}, {shown}"
+tversky_loss.__signature__ = TVERSKY.function_signature()  # type: ignore[attr-defined]
+jaccard_loss.__signature__ = JACCARD.function_signature()  # type: ignore[attr-defined]
 
 
-class TverskyLoss(_OverlapLoss):
+class TverskyLoss(RegionLossModule):
     """Tversky / focal-Tversky loss; a thin shell over :func:`tversky_loss`.
 
-    The positional arguments match ``segmentation_models_pytorch.losses.TverskyLoss``; the rest are
-    keyword-only. See :func:`tversky_loss` for their meaning, the formula and the shapes.
+    ``TverskyLoss(mode, classes=None, log_loss=False, from_logits=True, smooth=0.0,
+    ignore_index=None, eps=1e-7, alpha=0.5, beta=0.5, gamma=1.0, *, class_weights=None,
+    per_image=False, ignore_empty=True, global_batch=False, reduction="mean", validate_args=True)``:
+    the positional arguments match ``segmentation_models_pytorch.losses.TverskyLoss``; every option
+    is an attribute (``loss.alpha = 0.3`` is validated and takes effect). See :func:`tversky_loss`.
 
     Example:
         >>> loss = TverskyLoss("binary", alpha=0.3, beta=0.7)
@@ -285,61 +114,21 @@ class TverskyLoss(_OverlapLoss):
         0.4118
     """
 
-    def __init__(
-        self,
-        mode: str,
-        classes: Optional[Sequence[int]] = None,
-        log_loss: bool = False,
-        from_logits: bool = True,
-        smooth: float = 0.0,
-        ignore_index: Optional[int] = None,
-        eps: float = 1e-7,
-        alpha: float = 0.5,
-        beta: float = 0.5,
-        gamma: float = 1.0,
-        *,
-        class_weights: Weights = None,
-        per_image: bool = False,
-        ignore_empty: bool = True,
-        global_batch: bool = False,
-        reduction: str = "mean",
-        validate_args: bool = True,
-    ) -> None:
-        options = dict(alpha=alpha, beta=beta, gamma=gamma, log_loss=log_loss, from_logits=from_logits,
-                       smooth=smooth, ignore_index=ignore_index, eps=eps, per_image=per_image,
-                       ignore_empty=ignore_empty, global_batch=global_batch, reduction=reduction,
-                       validate_args=validate_args)
-        _checks.check_number("alpha", alpha, low=0.0)
-        _checks.check_number("beta", beta, low=0.0)
-        _checks.check_number("gamma", gamma, low=0.0, low_inclusive=False)
-        super().__init__(mode, classes, class_weights, options)
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return tversky_loss(input, target, mode=self.mode, classes=self.classes, class_weights=self.class_weights, **self.options)
+    spec = TVERSKY
+    positional = SMP_POSITIONAL + ("alpha", "beta", "gamma")
 
 
-class JaccardLoss(TverskyLoss):
+class JaccardLoss(RegionLossModule):
     """Jaccard (IoU) loss: :class:`TverskyLoss` with ``alpha = beta = 1``.
 
-    The positional arguments match ``segmentation_models_pytorch.losses.JaccardLoss``.
+    ``JaccardLoss(mode, classes=None, log_loss=False, from_logits=True, smooth=0.0,
+    ignore_index=None, eps=1e-7, *, ...)``: the positional arguments match
+    ``segmentation_models_pytorch.losses.JaccardLoss``.
 
     Example:
         >>> JaccardLoss("binary")(torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 4, 4)).item()
         0.5
     """
 
-    def __init__(
-        self,
-        mode: str,
-        classes: Optional[Sequence[int]] = None,
-        log_loss: bool = False,
-        from_logits: bool = True,
-        smooth: float = 0.0,
-        ignore_index: Optional[int] = None,
-        eps: float = 1e-7,
-        **kwargs,
-    ) -> None:
-        for name in ("alpha", "beta", "gamma"):
-            if name in kwargs:
-                raise TypeError(f"JaccardLoss fixes {name}; use TverskyLoss to choose it (received {name}={kwargs[name]!r})")
-        super().__init__(mode, classes, log_loss, from_logits, smooth, ignore_index, eps, 1.0, 1.0, 1.0, **kwargs)
+    spec = JACCARD
+    positional = SMP_POSITIONAL

@@ -105,7 +105,8 @@ def focal_reference(logits, target, *, mode, alpha=None, gamma=2.0, ignore_index
         labels = target.long()
         valid = torch.ones_like(labels, dtype=torch.bool) if ignore_index is None else labels != ignore_index
         safe = torch.where(valid, labels, 0)
-        log_pt = torch.log_softmax(x, 1).gather(1, safe.unsqueeze(1)).squeeze(1)
+        # The documented cap: a pixel costs at most 65504 (the clamp alone would allow 2 * 65504).
+        log_pt = torch.log_softmax(x, 1).gather(1, safe.unsqueeze(1)).squeeze(1).clamp_min(-LIMIT)
         factor = _focal_factor(log_pt, gamma, reduced_threshold)
         loss = -factor * log_pt
         if isinstance(alpha, (list, tuple)):
@@ -115,9 +116,12 @@ def focal_reference(logits, target, *, mode, alpha=None, gamma=2.0, ignore_index
         loss = loss * valid
         if normalized:
             loss = loss / (factor * valid).sum().clamp_min(eps)
+        # class_weights as torch's cross_entropy(weight=...): a pixel weighs its true class's weight.
+        pixel_weight = valid.double() if class_weights is None else torch.tensor(class_weights, dtype=torch.float64)[safe] * valid
+        loss = loss * pixel_weight
         if reduction == "none":
             return loss
-        return loss.sum() if reduction == "sum" else loss.sum() / valid.sum().clamp_min(1)
+        return loss.sum() if reduction == "sum" else loss.sum() / pixel_weight.sum().clamp_min(1e-300)
     t, valid = _targets(target, mode, c, ignore_index)
     xf = x.reshape(n, c, -1)
     # log p_t for soft labels: -BCE; for hard labels this is log(sigmoid(+-x)).
