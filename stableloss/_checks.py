@@ -240,3 +240,101 @@ def _check_target_values(target: Tensor, *, num_classes: int, mode: str, ignore_
         raise ValueError(
             f"target must hold values in [0, 1]{extra} with mode={mode!r}; received values in [{low}, {high}]"
         )
+
+
+# --- distance maps and surface metrics -------------------------------------------------------
+
+BACKENDS = ("auto", "torch", "scipy")
+
+
+def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise naming ``name``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}; received {value!r}")
+    return value
+
+
+def check_spatial_tensor(name: str, value: object, *, min_dims: int = 1, max_dims: int = 3) -> Tensor:
+    """A tensor ``(N, C, *S)`` with ``min_dims`` to ``max_dims`` spatial dims."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor; received {type(value).__name__}")
+    if value.is_complex():
+        raise TypeError(f"{name} must be real; received dtype {value.dtype}")
+    if not min_dims + 2 <= value.dim() <= max_dims + 2:
+        raise ValueError(
+            f"{name} must have shape (N, C, *spatial) with {min_dims} to {max_dims} spatial dims "
+            f"({min_dims + 2} to {max_dims + 2} dims in all); received shape {tuple(value.shape)} ({value.dim()} dims)"
+        )
+    return value
+
+
+def check_spacing(spacing: object, spatial_dims: int) -> tuple:
+    """``spacing``: None (1 per dim), one positive number, or one per spatial dim; a tuple of floats."""
+    if spacing is None:
+        return (1.0,) * spatial_dims
+    if isinstance(spacing, (int, float)) and not isinstance(spacing, bool):
+        values = [float(spacing)] * spatial_dims
+    else:
+        if hasattr(spacing, "tolist") and not isinstance(spacing, Tensor):  # numpy arrays
+            spacing = spacing.tolist()
+        values = as_float_list("spacing", spacing)
+        if len(values) != spatial_dims:
+            raise ValueError(
+                f"spacing must have one value per spatial dim ({spatial_dims}); received {len(values)} values {values!r}"
+            )
+    if any(not math.isfinite(v) or v <= 0 for v in values):
+        raise ValueError(f"spacing must hold finite values > 0; received {values!r}")
+    return tuple(values)
+
+
+def check_binary(name: str, value: Tensor, *, validate_args: bool) -> Tensor:
+    """A 0/1 tensor (bool, integer or float), returned as bool; values checked with ``validate_args``."""
+    if value.dtype == torch.bool:
+        return value
+    if validate_args and not is_compiling() and value.numel() > 0:
+        bad = (value != 0) & (value != 1)  # NaN is != 0 and != 1
+        if bool(bad.any()):
+            example = value[bad][0].item()
+            raise ValueError(
+                f"{name} must be binary (values 0 and 1, or bool); received a value {example!r} "
+                f"(dtype {value.dtype}). Threshold soft values first, e.g. {name} > 0.5."
+            )
+    return value != 0
+
+
+def check_labels(labels: object, num_classes: object, ignore_index: Optional[int], *, validate_args: bool) -> int:
+    """Class-index maps ``(N, *S)`` for :func:`~stableloss.signed_distance_map` with ``num_classes``."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be an int >= 1; received {num_classes!r}")
+    if not isinstance(labels, Tensor):
+        raise TypeError(f"target must be a torch.Tensor; received {type(labels).__name__}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(
+            f"target must hold integer class indices when num_classes is given; received dtype {labels.dtype}"
+        )
+    if not 2 <= labels.dim() <= 4:
+        raise ValueError(
+            "target must have shape (N, *spatial) with 1 to 3 spatial dims when num_classes is given; "
+            f"received shape {tuple(labels.shape)}"
+        )
+    if validate_args and not is_compiling() and labels.numel() > 0:
+        valid = labels if ignore_index is None else labels[labels != ignore_index]
+        if valid.numel() > 0:
+            low, high = (int(v) for v in torch.aminmax(valid))
+            if low < 0 or high >= num_classes:
+                extra = "" if ignore_index is None else f" or ignore_index={ignore_index}"
+                raise ValueError(
+                    f"target must hold class indices in [0, {num_classes - 1}]{extra} for num_classes={num_classes}; "
+                    f"received values in [{low}, {high}]"
+                )
+    return num_classes
+
+
+def check_same_shape(name: str, value: Tensor, other_name: str, other: Tensor) -> None:
+    """``value`` must have the shape and device of ``other``."""
+    if value.shape != other.shape:
+        raise ValueError(
+            f"{name} must have the shape of {other_name} {tuple(other.shape)}; received shape {tuple(value.shape)}"
+        )
+    if value.device != other.device:
+        raise ValueError(f"{name} must be on the device of {other_name} ({other.device}); received device {value.device}")
