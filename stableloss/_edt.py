@@ -33,7 +33,7 @@ References:
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -53,7 +53,7 @@ _CPU_PASS_LINES = 256
 
 
 def distance_to_seeds(
-    seeds: Tensor, spacing: Sequence[float], *, backend: str = "torch", algorithm: Optional[str] = None
+    seeds: Tensor, spacing: Sequence[float], *, backend: str = "torch", algorithm: str | None = None
 ) -> Tensor:
     """Euclidean distance from every pixel to the nearest seed of its image, float32.
 
@@ -66,6 +66,8 @@ def distance_to_seeds(
     Returns:
         ``(B, *S)`` float32 on the device of ``seeds``; ``inf`` in images without a seed.
     """
+    if seeds.numel() == 0:
+        return torch.zeros(seeds.shape, dtype=torch.float32, device=seeds.device)
     if backend == "scipy":
         return _scipy_distance_to_seeds(seeds, spacing)
     return squared_distance_to_seeds(seeds, spacing, algorithm=algorithm).sqrt_().contiguous()
@@ -73,16 +75,15 @@ def distance_to_seeds(
 
 def _scipy_distance_to_seeds(seeds: Tensor, spacing: Sequence[float]) -> Tensor:
     """One ``scipy.ndimage.distance_transform_edt`` per image (SciPy measures to the nearest zero)."""
-    from scipy import ndimage
+    from scipy import ndimage  # type: ignore[import-untyped]
 
     ndim = len(spacing)
     spatial = seeds.shape[seeds.dim() - ndim:]
     images = seeds.reshape((-1,) + tuple(spatial)).numpy()
     out = np.full(images.shape, np.inf, dtype=np.float32)
-    if images.size:
-        has_seed = images.reshape(images.shape[0], -1).any(axis=1)
-        for i in np.flatnonzero(has_seed):
-            out[i] = ndimage.distance_transform_edt(~images[i], sampling=spacing)
+    has_seed = images.reshape(images.shape[0], -1).any(axis=1)
+    for i in np.flatnonzero(has_seed):
+        out[i] = ndimage.distance_transform_edt(~images[i], sampling=spacing)
     return torch.from_numpy(out).reshape(seeds.shape)
 
 
@@ -92,7 +93,7 @@ def default_algorithm(device: torch.device, n: int) -> str:
 
 
 def squared_distance_to_seeds(
-    seeds: Tensor, spacing: Sequence[float], *, algorithm: Optional[str] = None
+    seeds: Tensor, spacing: Sequence[float], *, algorithm: str | None = None
 ) -> Tensor:
     """Squared Euclidean distance from every pixel to the nearest seed of its image.
 

@@ -14,7 +14,7 @@ is installed and torch otherwise. Both give the same values up to float32 roundi
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from torch import Tensor
 from stableloss import _checks
 from stableloss._edt import distance_to_seeds
 
-Spacing = Union[None, float, Sequence[float], Tensor]
+Spacing = float | Sequence[float] | Tensor | None
 
 NO_SURFACE = ("bound", "zero")
 
@@ -75,8 +75,8 @@ def signed_distance_map(
     target: Tensor,
     *,
     spacing: Spacing = None,
-    num_classes: Optional[int] = None,
-    ignore_index: Optional[int] = None,
+    num_classes: int | None = None,
+    ignore_index: int | None = None,
     inside_shift: float = 0.0,
     no_surface: str = "bound",
     backend: str = "auto",
@@ -165,17 +165,17 @@ def signed_distance_map(
 
 
 def sample_signed_distance_map(
-    sample: Union[np.ndarray, Tensor],
+    sample: np.ndarray | Tensor,
     *,
     spacing: Spacing = None,
-    spatial_dims: Optional[int] = None,
-    num_classes: Optional[int] = None,
-    ignore_index: Optional[int] = None,
+    spatial_dims: int | None = None,
+    num_classes: int | None = None,
+    ignore_index: int | None = None,
     inside_shift: float = 0.0,
     no_surface: str = "bound",
     backend: str = "auto",
     validate_args: bool = True,
-) -> Union[np.ndarray, Tensor]:
+) -> np.ndarray | Tensor:
     """:func:`signed_distance_map` of one sample, for a ``Dataset`` (NumPy array or CPU tensor).
 
     Computing the target's map in the data loader (its workers run in parallel with the training
@@ -207,7 +207,7 @@ def sample_signed_distance_map(
     is_numpy = isinstance(sample, np.ndarray)
     if not is_numpy and not isinstance(sample, Tensor):
         raise TypeError(f"sample must be a numpy.ndarray or a torch.Tensor; received {type(sample).__name__}")
-    tensor = torch.from_numpy(np.ascontiguousarray(sample)) if is_numpy else sample
+    tensor: Tensor = torch.from_numpy(np.ascontiguousarray(sample)) if isinstance(sample, np.ndarray) else sample
     if tensor.dim() not in (dims, dims + 1):
         raise ValueError(
             f"sample must have shape (C, *spatial) or (*spatial) with {dims} spatial dims; "
@@ -248,9 +248,9 @@ class SignedDistanceTransform:
         self,
         *,
         spacing: Spacing = None,
-        spatial_dims: Optional[int] = None,
-        num_classes: Optional[int] = None,
-        ignore_index: Optional[int] = None,
+        spatial_dims: int | None = None,
+        num_classes: int | None = None,
+        ignore_index: int | None = None,
         inside_shift: float = 0.0,
         no_surface: str = "bound",
         backend: str = "auto",
@@ -265,7 +265,7 @@ class SignedDistanceTransform:
         self.backend = _checks.check_choice("backend", backend, _checks.BACKENDS)
         self.validate_args = _checks.check_bool("validate_args", validate_args)
 
-    def __call__(self, sample: Union[np.ndarray, Tensor], spacing: Spacing = None) -> Union[np.ndarray, Tensor]:
+    def __call__(self, sample: np.ndarray | Tensor, spacing: Spacing = None) -> np.ndarray | Tensor:
         return sample_signed_distance_map(
             sample, spacing=self.spacing if spacing is None else spacing, spatial_dims=self.spatial_dims,
             num_classes=self.num_classes, ignore_index=self.ignore_index, inside_shift=self.inside_shift,
@@ -282,7 +282,7 @@ def extent_diagonal(shape: Sequence[int], spacing: Sequence[float]) -> float:
     return math.sqrt(sum((s * h) ** 2 for s, h in zip(shape, spacing)))
 
 
-def _as_mask(target: object, num_classes: Optional[int], ignore_index: Optional[int], validate_args: bool) -> Tensor:
+def _as_mask(target: object, num_classes: int | None, ignore_index: int | None, validate_args: bool) -> Tensor:
     """The target as a bool ``(N, C, *S)`` mask (one-hot for class indices)."""
     ignore_index = _checks.check_ignore_index(ignore_index)
     if num_classes is None:
@@ -323,13 +323,13 @@ def _resolve_backend(backend: object, tensor: Tensor) -> str:
 
 def _scipy_available() -> bool:
     try:
-        import scipy.ndimage  # noqa: F401  (imported to test availability)
+        import scipy.ndimage  # type: ignore[import-untyped]  # noqa: F401  (imported to test availability)
     except ImportError:
         return False
     return True
 
 
-def _spatial_dims(spacing: Spacing, spatial_dims: Optional[int]) -> int:
+def _spatial_dims(spacing: Spacing, spatial_dims: int | None) -> int:
     """The number of spatial dims, from ``spatial_dims`` or the length of a ``spacing`` sequence."""
     if spatial_dims is not None:
         if isinstance(spatial_dims, bool) or not isinstance(spatial_dims, int) or not 1 <= spatial_dims <= 3:

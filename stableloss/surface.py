@@ -26,7 +26,7 @@ mask: its interpolation computes ``inf - inf``.)
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -37,7 +37,7 @@ from stableloss.distance import Spacing, extent_diagonal
 
 EMPTY = ("bound", "nan")
 
-Tolerance = Union[float, Sequence[float]]
+Tolerance = float | Sequence[float]
 
 
 def hausdorff_distance(
@@ -193,13 +193,13 @@ def surface_metrics(
     pred: Tensor,
     target: Tensor,
     *,
-    percentile: Optional[float] = 95.0,
-    tolerance: Optional[Tolerance] = None,
+    percentile: float | None = 95.0,
+    tolerance: Tolerance | None = None,
     spacing: Spacing = None,
     empty: str = "bound",
     directed: bool = False,
     validate_args: bool = True,
-) -> Dict[str, Tensor]:
+) -> dict[str, Tensor]:
     """Several surface metrics from one distance transform pass (for validation loops).
 
     Args:
@@ -240,7 +240,7 @@ def surface_metrics(
         value = torch.where(one_empty, if_one, torch.where(both_empty, if_none, value))
         return value.float().reshape(n, c)
 
-    out: Dict[str, Tensor] = {}
+    out: dict[str, Tensor] = {}
     if q is not None:
         hd = torch.maximum(_percentile(to_target, edges_p, count_p, q), _percentile(to_pred, edges_t, count_t, q))
         out["hausdorff"] = finish(hd, if_none=none, if_one=far)
@@ -285,7 +285,7 @@ def surface_mask(mask: Tensor) -> Tensor:
     return mask & ~interior
 
 
-def _surface_distances(pred: Tensor, target: Tensor, spacing: Tuple[float, ...]) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+def _surface_distances(pred: Tensor, target: Tensor, spacing: tuple[float, ...]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Surfaces and distance maps, flattened to ``(N*C, P)``: edges of pred and target, distance to
     the target's surface and distance to the prediction's surface (``inf`` where one is empty)."""
     edges_p, edges_t = surface_mask(pred), surface_mask(target)
@@ -310,7 +310,7 @@ def _percentile(dist: Tensor, edges: Tensor, count: Tensor, q: float) -> Tensor:
     return torch.lerp(low, high, rank - below.float()).double()
 
 
-def _check_pair(pred: object, target: object, validate_args: bool) -> Tuple[Tensor, Tensor]:
+def _check_pair(pred: object, target: object, validate_args: bool) -> tuple[Tensor, Tensor]:
     """``pred`` and ``target`` as bool ``(N, C, *S)`` tensors of one shape and device."""
     pred_t = _checks.check_spatial_tensor("pred", pred)
     target_t = _checks.check_spatial_tensor("target", target)
