@@ -16,9 +16,10 @@ Huttenlocher 2012): the squared distance is a sum over axes, so it is built one 
    - ``"envelope"``: Felzenszwalb and Huttenlocher's lower-envelope algorithm, vectorised across
      all lines of the batch: one Python step per position along the axis (O(n) steps of O(lines)
      tensor work; the number of parabolas a step removes differs per line, so each step loops
-     until no line removes one, a host synchronisation per iteration). The default on CPU.
+     until no line removes one, a host synchronisation per iteration). The default for long lines.
    - ``"dense"``: the minimum over every ``y`` at once, in chunks of lines: O(n^2) work per line,
-     branch-free, no host synchronisation: the default on CUDA for lines up to 1024 pixels.
+     branch-free, no host synchronisation: the default on CUDA for lines up to 1024 pixels, and on
+     the CPU for lines up to 96 pixels.
 
 Everything is float32. Each candidate value is a sum of squared distances rounded a few times, so
 the result is within a few float32 ulps of the exact distance (checked against SciPy's float64 in
@@ -43,8 +44,8 @@ ALGORITHMS = ("envelope", "dense")
 
 # Elements of the (lines, n, n) candidate tensor that the dense algorithm builds at once.
 _DENSE_BUDGET = {"cpu": 1 << 22, "cuda": 1 << 26}
-# Longest line for which "dense" (O(n^2) per line) is the CUDA default.
-_DENSE_MAX_LENGTH = 1024
+# Longest line for which "dense" (O(n^2) per line) is the default (CPU: measured crossover ~100).
+_DENSE_MAX_LENGTH = {"cpu": 96, "cuda": 1024}
 # Lines the envelope algorithm advances together (one Python step per position for all of them).
 _ENVELOPE_LINES = 1 << 14
 # Lines per chunk of the elementwise passes on CPU (scan, envelope evaluation): on CPU, large fresh
@@ -88,8 +89,9 @@ def _scipy_distance_to_seeds(seeds: Tensor, spacing: Sequence[float]) -> Tensor:
 
 
 def default_algorithm(device: torch.device, n: int) -> str:
-    """``"dense"`` on CUDA for lines up to 1024 pixels (branch-free, no host sync), else ``"envelope"``."""
-    return "dense" if device.type == "cuda" and n <= _DENSE_MAX_LENGTH else "envelope"
+    """``"dense"`` for short lines (CUDA: up to 1024 pixels, branch-free with no host sync; CPU: up to
+    96, where the envelope's Python steps cost more than the O(n^2) work), else ``"envelope"``."""
+    return "dense" if n <= _DENSE_MAX_LENGTH.get(device.type, _DENSE_MAX_LENGTH["cuda"]) else "envelope"
 
 
 def squared_distance_to_seeds(

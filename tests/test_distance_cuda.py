@@ -23,7 +23,7 @@ def _masks(shape, seed=0):
     ((3, 2, 70), (0.7,)),
     ((4, 1, 64, 48), (1.0, 2.5)),
     ((2, 1, 20, 24, 28), (2.5, 0.8, 0.9)),
-    ((2, 1, 8, 1100), (1.0, 1.0)),  # a line longer than the dense limit: the envelope algorithm on CUDA
+    ((2, 1, 1100, 8), (1.0, 1.0)),  # a line (axis 0) longer than the dense limit: the envelope algorithm on CUDA
 ])
 def test_cuda_signed_map_matches_cpu(shape, spacing):
     mask = _masks(shape)
