@@ -11,8 +11,20 @@ from stableloss._activation import LOGIT_LIMIT
 from stableloss._options import FocalOptions, RegionOptions
 from stableloss.combined import BoundaryAwareLoss, CombinedLoss, boundary_aware_loss
 from stableloss.dice import DiceLoss, dice_loss
+from stableloss.distance import (
+    SignedDistanceTransform,
+    distance_transform_edt,
+    sample_signed_distance_map,
+    signed_distance_map,
+)
 from stableloss.focal import FocalLoss, focal_loss
 from stableloss.log_cosh import LogCoshDiceLoss, log_cosh_dice_loss
+from stableloss.surface import (
+    average_surface_distance,
+    hausdorff_distance,
+    normalized_surface_dice,
+    surface_metrics,
+)
 from stableloss.tversky import JaccardLoss, TverskyLoss, jaccard_loss, tversky_loss
 
 __version__ = "0.1.0"
@@ -27,11 +39,19 @@ __all__ = sorted([
     "LOGIT_LIMIT",
     "LogCoshDiceLoss",
     "RegionOptions",
+    "SignedDistanceTransform",
     "TverskyLoss",
+    "average_surface_distance",
     "boundary_aware_loss",
     "dice_loss",
+    "distance_transform_edt",
     "focal_loss",
+    "hausdorff_distance",
     "jaccard_loss",
     "log_cosh_dice_loss",
+    "normalized_surface_dice",
+    "sample_signed_distance_map",
+    "signed_distance_map",
+    "surface_metrics",
     "tversky_loss",
 ])

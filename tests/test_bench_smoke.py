@@ -44,3 +44,17 @@ def test_grad_norms_quick_writes_csv_and_figures(tmp_path):
     header = (tmp_path / "sweep.csv").read_text().splitlines()[0]
     assert {"loss", "source", "context", "scale", "grad_norm", "nonfinite_grad"} <= set(header.split(","))
     assert "boundary emphasis" in stdout and "stableloss:focal" in stdout
+
+
+def test_distance_quick_writes_json_csv_and_errors(tmp_path):
+    pytest.importorskip("scipy.ndimage")
+    stdout = _run("distance.py", tmp_path, "--shapes", "2d-256", "--impls", "stableloss:auto,stableloss:torch,scipy:2xedt",
+                  "--repeats", "1", "--warmup", "0")
+    data = json.loads((tmp_path / "distance.json").read_text())
+    rows = {row["impl"]: row for row in data["rows"]}
+    assert set(rows) == {"stableloss:auto", "stableloss:torch", "scipy:2xedt"}
+    assert all(row["ms"] > 0 and row["runs"] == 1 for row in rows.values())
+    assert rows["scipy:2xedt"]["x_scipy"] == 1 and rows["stableloss:torch"]["max_err"] < 1e-4
+    header = (tmp_path / "distance.csv").read_text().splitlines()[0]
+    assert {"shape", "impl", "ms", "x_scipy", "max_err"} <= set(header.split(","))
+    assert "stableloss:torch" in stdout and "x_scipy" in stdout

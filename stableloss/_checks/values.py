@@ -1,22 +1,10 @@
-"""Argument checks and their messages, in one place.
-
-Every public loss validates its arguments through these helpers so that a bad call fails the same
-way everywhere: a ``ValueError`` (bad value) or ``TypeError`` (bad type) whose message names the
-argument, what was expected and what was received.
-
-Settings (``smooth``, ``alpha``, ``class_weights``, ...) are checked **once**, when a loss is built
-(:mod:`stableloss._options`), never per forward. They accept what segmentation-models-pytorch
-users pass: Python numbers, NumPy scalars and arrays, 0-d and 1-d tensors, lists and tuples; a
-tensor is checked exactly like a list. Checks that look at tensor *values* (target ranges) cost a
-host synchronisation; they run only when ``validate_args=True`` and are skipped while
-``torch.compile`` traces the loss and for meta tensors.
-"""
+"""Checks of settings: numbers, flags, choices and per-class sequences (NumPy and tensors accepted)."""
 
 from __future__ import annotations
 
 import math
 import numbers
-from typing import Optional, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -115,7 +103,7 @@ def check_int(name: str, value: object, *, low: Optional[int] = None) -> int:
     if _is_bool(value) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int; received {_describe(value)}")
     if low is not None and value < low:
-        raise ValueError(f"{name} must be >= {low}; received {int(value)}")
+        raise ValueError(f"{name} must be an int >= {low}; received {int(value)}")
     return int(value)
 
 
@@ -129,10 +117,10 @@ def check_ignore_index(ignore_index: object) -> Optional[int]:
     return int(value)
 
 
-def check_choice(name: str, value: object, choices: Tuple[str, ...]) -> str:
+def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
     """Return ``value`` if it is one of ``choices``, else raise naming it."""
     if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {choices}; received {value!r}")
+        raise ValueError(f"{name} must be one of {tuple(choices)}; received {value!r}")
     return value
 
 
@@ -195,128 +183,3 @@ def check_alpha(alpha: object) -> Union[None, float, Tuple[float, ...]]:
     if not values or any(not math.isfinite(v) or v < 0 for v in values):
         raise ValueError(f"alpha must be a scalar in [0, 1] or per-class weights >= 0; received {_numbers(values)}")
     return values
-
-
-def check_class_count(name: str, count: Optional[int], num_classes: int) -> None:
-    """A per-class option must have one entry per input channel."""
-    if count is not None and count != num_classes:
-        raise ValueError(
-            f"{name} must have one entry per class ({num_classes}, the input's channel count); received {count} entries"
-        )
-
-
-def check_class_indices(classes: Optional[Tuple[int, ...]], num_classes: int) -> None:
-    """``classes`` must index the input's channels."""
-    if classes is not None and max(classes) >= num_classes:
-        raise ValueError(f"classes must be indices below {num_classes} (the input's channels); received {list(classes)}")
-
-
-def check_input(input: object, *, mode: str, from_logits: bool = True) -> Tensor:
-    """The prediction: a floating tensor ``(N, C, *S)`` with 0 to 3 spatial dims, or ``(N,)`` for binary."""
-    if not isinstance(input, Tensor):
-        raise TypeError(f"input must be a torch.Tensor; received {type(input).__name__}")
-    if not input.is_floating_point():
-        raise TypeError(f"input must be a floating-point tensor (logits or probabilities); received dtype {input.dtype}")
-    if input.dim() > 5 or input.dim() < (1 if mode == "binary" else 2):
-        raise ValueError(
-            "input must have shape (N, C, *spatial) with 0 to 3 spatial dims (2 to 5 dims in all), or (N,) with "
-            f"mode='binary'; received shape {tuple(input.shape)} ({input.dim()} dims) with mode={mode!r}"
-        )
-    if mode == "binary" and input.dim() > 1 and input.shape[1] != 1:
-        raise ValueError(
-            f"input must have 1 channel with mode='binary' (shape (N, 1, *spatial)); received shape "
-            f"{tuple(input.shape)}. For {input.shape[1]} classes use mode='multiclass' or 'multilabel'."
-        )
-    if mode == "multiclass" and input.shape[1] < 2 and from_logits:
-        raise ValueError(
-            "input must have at least 2 channels with mode='multiclass' (a softmax over 1 channel is constant); "
-            f"received shape {tuple(input.shape)}. For one foreground class use mode='binary'."
-        )
-    if input.numel() == 0:
-        raise ValueError(f"input must not be empty; received shape {tuple(input.shape)}")
-    return input
-
-
-def check_target(target: object, input: Tensor, *, mode: str, ignore_index: Optional[int], validate_args: bool) -> Tensor:
-    """The target, checked against ``input`` (already ``(N, C, *S)``) for the given mode."""
-    if not isinstance(target, Tensor):
-        raise TypeError(f"target must be a torch.Tensor; received {type(target).__name__}")
-    if target.device != input.device:
-        raise ValueError(f"target must be on the input's device ({input.device}); received device {target.device}")
-    if target.is_complex():
-        raise TypeError(f"target must be real; received dtype {target.dtype}")
-    shape, target_shape = tuple(input.shape), tuple(target.shape)
-    spatial = (shape[0],) + shape[2:]
-    if mode == "binary":
-        if target_shape not in (shape, spatial):
-            raise ValueError(
-                f"target must have shape {shape} or {spatial} with mode='binary' (input shape {shape}); "
-                f"received shape {target_shape}"
-            )
-    elif mode == "multilabel":
-        if target_shape != shape:
-            raise ValueError(
-                f"target must have the input's shape {shape} with mode='multilabel'; received shape {target_shape}"
-            )
-    else:
-        if target.is_floating_point() or target.dtype == torch.bool:
-            raise TypeError(
-                "target must hold integer class indices (torch.long or another integer dtype) with "
-                f"mode='multiclass'; received dtype {target.dtype}"
-            )
-        if target_shape != spatial:
-            raise ValueError(
-                f"target must have shape {spatial} (N, *spatial) of class indices with mode='multiclass' "
-                f"(input shape {shape}); received shape {target_shape}"
-            )
-    if validate_args and not is_compiling() and target.device.type != "meta":
-        check_target_values(target, num_classes=shape[1], mode=mode, ignore_index=ignore_index)
-    return target
-
-
-def check_target_values(target: Tensor, *, num_classes: int, mode: str, ignore_index: Optional[int]) -> None:
-    """Target values in range: one ``aminmax`` pass (no copy) and one host sync.
-
-    Only when a value lies outside the range is a second pass made, leaving out ``ignore_index``.
-    NaN propagates into the bounds and is reported.
-    """
-    if target.dtype == torch.bool or target.numel() == 0:
-        return
-    low, high = (float(v) for v in torch.aminmax(target))
-    if mode == "multiclass":
-        good_low, good_high = 0.0, float(num_classes - 1)
-    else:
-        if math.isnan(low) or math.isnan(high):
-            raise ValueError(f"target must not contain NaN with mode={mode!r}; received a target with NaN values")
-        good_low, good_high = 0.0, 1.0
-    if good_low <= low and high <= good_high:
-        return
-    if ignore_index is not None and ignore_index in (low, high):
-        kept = target[target != ignore_index]  # the rare path (a copy): an extreme value is ignore_index
-        if kept.numel() == 0:
-            return
-        low, high = (float(v) for v in torch.aminmax(kept))
-        if good_low <= low and high <= good_high:
-            return
-    if mode == "multiclass":
-        extra = "" if ignore_index is None else f" or ignore_index={ignore_index}"
-        raise ValueError(
-            f"target must hold class indices in [0, {num_classes - 1}]{extra} for an input with "
-            f"{num_classes} channels; received values in [{int(low)}, {int(high)}]"
-        )
-    extra = "" if ignore_index is None else f" (or ignore_index={ignore_index})"
-    raise ValueError(f"target must hold values in [0, 1]{extra} with mode={mode!r}; received values in [{low}, {high}]")
-
-
-def check_pair(input: object, target: object, *, mode: str, from_logits: bool, ignore_index: Optional[int],
-               validate_args: bool) -> Tuple[Tensor, Tensor]:
-    """Check a prediction and its target; return them with the input as ``(N, C, *S)``.
-
-    A binary input of shape ``(N,)`` (classification, detection) becomes ``(N, 1)``; its target
-    may be ``(N,)`` or ``(N, 1)``.
-    """
-    input = check_input(input, mode=mode, from_logits=from_logits)
-    if input.dim() == 1:
-        input = input.unsqueeze(1)
-    target = check_target(target, input, mode=mode, ignore_index=ignore_index, validate_args=validate_args)
-    return input, target

@@ -1,0 +1,222 @@
+"""Time of a signed distance map: stableloss against SciPy, MONAI and kornia, with each one's error.
+
+Every implementation computes the same thing, the signed distance map of a batch of binary masks
+(negative inside: ``-edt(mask)`` inside, ``edt(~mask)`` outside, two Euclidean distance transforms
+per image), on one blob per image at each shape (``8x1x256x256``, ``16x1x512x512``,
+``2x1x128x128x128``; ``--quick``: ``4x1x64x64`` and ``1x1x24x24x24``):
+
+- ``stableloss:auto``: ``stableloss.signed_distance_map(target)``: SciPy on CPU tensors when it
+  is installed, the torch transform otherwise and on CUDA;
+- ``stableloss:torch``: ``signed_distance_map(target, backend="torch")``, the pure-torch transform;
+- ``scipy:2xedt``: ``scipy.ndimage.distance_transform_edt`` twice per image (the baseline; on CUDA
+  it includes the copies to the host and back);
+- ``monai:edt``: ``monai.transforms.utils.distance_transform_edt`` twice on the ``(N*C, *S)`` batch
+  (SciPy underneath on CPU; cuCIM on CUDA when installed, else SciPy through the host);
+- ``kornia:cascade``: ``kornia.contrib.distance_transform`` of the mask and of its complement
+  (a convolution cascade: an approximation, not Euclidean).
+
+Time: median and interquartile range of ``--repeats`` calls after ``--warmup`` calls, the
+implementations interleaved (A B C A B C ...) so that a shared machine's noise falls on all alike,
+with a device sync around each call on CUDA; an implementation whose first call takes longer than
+``--budget`` seconds gets fewer timed calls (the ``runs`` column). ``x_scipy``: median time over
+SciPy's. ``max_err``: the largest absolute difference from SciPy's float64 map (from stableloss's
+torch map when SciPy is missing), in pixels.
+
+Prints a table and writes ``distance.json`` (rows and metadata) and ``distance.csv`` to ``--out``.
+
+Usage::
+
+    python bench/distance.py --quick                       # seconds, CPU
+    python bench/distance.py --threads 1 --clock thread    # the full table on CPU, one thread
+    python bench/distance.py --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common as C
+
+import stableloss as sl
+
+SHAPES = {"2d-256": (8, 1, 256, 256), "2d-512": (16, 1, 512, 512), "3d": (2, 1, 128, 128, 128)}
+QUICK_SHAPES = {"2d-256": (4, 1, 64, 64), "2d-512": (2, 1, 96, 96), "3d": (1, 1, 24, 24, 24)}
+IMPLS = ("stableloss:auto", "stableloss:torch", "scipy:2xedt", "monai:edt", "kornia:cascade")
+COLUMNS = ("shape", "device", "impl", "ms", "iqr_ms", "min_ms", "runs", "x_scipy", "max_err")
+
+MapFn = Callable[[Tensor], Tensor]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small inputs (4x1x64x64, 2x1x96x96, 1x1x24^3)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    parser.add_argument("--shapes", default=",".join(SHAPES), help="comma list of " + ", ".join(SHAPES))
+    parser.add_argument("--impls", default=",".join(IMPLS), help="comma list of " + ", ".join(IMPLS))
+    parser.add_argument("--repeats", type=int, default=None, help="timed calls per implementation (default 7, quick 3)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed calls per implementation first")
+    parser.add_argument("--budget", type=float, default=60.0,
+                        help="seconds of timed calls per implementation and shape at most (slow ones get fewer runs)")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--clock", choices=("wall", "thread"), default="wall",
+                        help="wall time, or this thread's CPU time (CPU only, needs --threads 1)")
+    parser.add_argument("--out", default="bench_results", help="output folder (default bench_results/)")
+    args = parser.parse_args(argv)
+    args.repeats = args.repeats or (3 if args.quick else 7)
+    if args.clock == "thread" and args.threads != 1:
+        parser.error("--clock thread needs --threads 1 (it counts the main thread's CPU time only)")
+    return args
+
+
+def build_impls(names: list[str]) -> dict[str, MapFn]:
+    """The signed-map implementations asked for and available."""
+    unknown = [n for n in names if n not in IMPLS]
+    if unknown:
+        raise SystemExit(f"--impls must be from {list(IMPLS)}; received {unknown}")
+    fns: dict[str, MapFn] = {
+        "stableloss:auto": lambda t: sl.signed_distance_map(t, backend="auto"),
+        "stableloss:torch": lambda t: sl.signed_distance_map(t, backend="torch"),
+    }
+    ndimage = C.optional_import("scipy.ndimage")
+    if ndimage is not None:
+        fns["scipy:2xedt"] = lambda t: _scipy_signed(ndimage, t)
+    if C.optional_import("monai") is not None:
+        from monai.transforms.utils import distance_transform_edt
+
+        fns["monai:edt"] = lambda t: _monai_signed(distance_transform_edt, t)
+    kornia = C.optional_import("kornia")
+    if kornia is not None:
+        fns["kornia:cascade"] = lambda t: _kornia_signed(kornia, t)
+    return {n: fns[n] for n in names if n in fns}
+
+
+def _scipy_signed(ndimage, target: Tensor) -> Tensor:
+    masks = target.detach().cpu().numpy().astype(bool)
+    flat = masks.reshape((-1,) + masks.shape[2:])
+    out = np.stack([np.where(m, -ndimage.distance_transform_edt(m), ndimage.distance_transform_edt(~m)) for m in flat])
+    return torch.from_numpy(out.reshape(masks.shape).astype(np.float32)).to(target.device)
+
+
+def _monai_signed(edt, target: Tensor) -> Tensor:
+    mask = target.flatten(0, 1) > 0.5  # MONAI's transform takes one channel-first sample: (N*C, *S)
+    inside, outside = edt(mask), edt(~mask)
+    return torch.where(mask, -torch.as_tensor(inside), torch.as_tensor(outside)).float().reshape(target.shape).to(target.device)
+
+
+def _kornia_signed(kornia, target: Tensor) -> Tensor:
+    mask = target.float()
+    # kornia measures to the nearest positive pixel: the outside distance from the mask, the inside one from ~mask
+    outside = kornia.contrib.distance_transform(mask)
+    inside = kornia.contrib.distance_transform(1 - mask)
+    return torch.where(mask > 0.5, -inside, outside)
+
+
+def bench_shape(fns: dict[str, MapFn], shape, device: torch.device, args) -> list[dict]:
+    """Rows for every implementation at one shape."""
+    gen = torch.Generator().manual_seed(0)
+    target = C.ball_target(shape, generator=gen)[0].to(device)
+    exact = fns["scipy:2xedt"](target) if "scipy:2xedt" in fns else sl.signed_distance_map(target, backend="torch")
+    clock = time.thread_time if args.clock == "thread" else time.perf_counter
+    errors, runs, failed = {}, {}, {}
+    for name, fn in list(fns.items()):
+        try:
+            C.sync(device)
+            start = clock()
+            out = fn(target)
+            C.sync(device)
+            first = clock() - start
+            errors[name] = float((out.float() - exact).abs().max())
+            runs[name] = max(1, min(args.repeats, int(args.budget // max(first, 1e-9))))
+            for _ in range(args.warmup - 1 if first > args.budget / args.repeats else args.warmup):
+                fn(target)
+        except Exception as err:  # noqa: BLE001 - an anchor that cannot run here (e.g. a device it does not support)
+            failed[name] = f"{type(err).__name__}: {str(err).splitlines()[0][:80]}"
+    times: dict[str, list[float]] = {name: [] for name in errors}
+    for i in range(args.repeats):
+        for name in errors:
+            if i >= runs[name]:
+                continue
+            C.sync(device)
+            start = clock()
+            fns[name](target)
+            C.sync(device)
+            times[name].append(clock() - start)
+    label = "x".join(map(str, shape))
+    rows = []
+    for name, samples in times.items():
+        median, iqr = C.spread(samples)
+        rows.append({"shape": label, "device": device.type, "impl": name, "ms": 1e3 * median, "iqr_ms": 1e3 * iqr,
+                     "min_ms": 1e3 * min(samples), "runs": len(samples), "max_err": errors[name]})
+    base = next((r["ms"] for r in rows if r["impl"] == "scipy:2xedt"), None)
+    for row in rows:
+        row["x_scipy"] = row["ms"] / base if base else None
+    rows += [{"shape": label, "device": device.type, "impl": name, "error": why} for name, why in failed.items()]
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = C.resolve_device(args.device)
+    if args.clock == "thread" and device.type == "cuda":
+        raise SystemExit("--clock thread measures CPU time; use the wall clock on CUDA")
+    shapes = QUICK_SHAPES if args.quick else SHAPES
+    keys = [k.strip() for k in args.shapes.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in shapes]
+    if unknown:
+        raise SystemExit(f"--shapes must be from {sorted(shapes)}; received {unknown}")
+    fns = build_impls([n.strip() for n in args.impls.split(",") if n.strip()])
+    meta = C.metadata(device)
+    for name in ("scipy", "kornia"):
+        mod = sys.modules.get(name)
+        meta["versions"][name] = getattr(mod, "__version__", None) if mod else None
+    meta.update(clock=args.clock, repeats=args.repeats, warmup=args.warmup, budget_s=args.budget)
+    print(f"device {meta['device']} ({meta['device_name']}), torch {torch.__version__}, {meta['torch_threads']} threads, "
+          f"up to {args.repeats} timed calls after {args.warmup} warm-up, {args.clock} clock, commit {meta['commit']}")
+    rows: list[dict] = []
+    for key in keys:
+        rows.extend(bench_shape(fns, shapes[key], device, args))
+    print(C.format_table([r for r in rows if "ms" in r], COLUMNS))
+    for row in rows:
+        if "error" in row:
+            print(f"skipped {row['impl']} at {row['shape']}: {row['error']}")
+    _print_target(rows)
+    os.makedirs(args.out, exist_ok=True)
+    C.atomic_write(os.path.join(args.out, "distance.json"), json.dumps({"metadata": meta, "rows": rows}, indent=1))
+    C.atomic_write(os.path.join(args.out, "distance.csv"), _csv(rows))
+    print(f"wrote {os.path.join(args.out, 'distance.json')} and distance.csv")
+    return 0
+
+
+def _print_target(rows: list[dict]) -> None:
+    """The issue's target: at most 2x SciPy's two EDTs on CPU at 8x1x256x256."""
+    for row in rows:
+        ours = row["impl"].startswith("stableloss") and row.get("x_scipy") is not None
+        if ours and row.get("shape") == "8x1x256x256" and row.get("device") == "cpu":
+            verdict = "meets" if row["x_scipy"] <= 2 else "misses"
+            print(f"target (<= 2x scipy at 8x1x256x256, CPU): {row['impl']} {row['x_scipy']:.2f}x, {verdict} it")
+
+
+def _csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS) + ["error"], extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,98 @@
+"""Checks of distance maps and surface metrics: spatial tensors, spacing, binary masks, class maps."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from stableloss._checks.values import _is_bool, _scalar, as_number_tuple, check_int, is_compiling
+
+BACKENDS = ("auto", "torch", "scipy")
+
+
+def check_spatial_tensor(name: str, value: object, *, min_dims: int = 1, max_dims: int = 3) -> Tensor:
+    """A tensor ``(N, C, *S)`` with ``min_dims`` to ``max_dims`` spatial dims."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor; received {type(value).__name__}")
+    if value.is_complex():
+        raise TypeError(f"{name} must be real; received dtype {value.dtype}")
+    if not min_dims + 2 <= value.dim() <= max_dims + 2:
+        raise ValueError(
+            f"{name} must have shape (N, C, *spatial) with {min_dims} to {max_dims} spatial dims "
+            f"({min_dims + 2} to {max_dims + 2} dims in all); received shape {tuple(value.shape)} ({value.dim()} dims)"
+        )
+    return value
+
+
+def check_spacing(spacing: object, spatial_dims: int) -> tuple:
+    """``spacing``: None (1 per dim), one positive number, or one per spatial dim; a tuple of floats."""
+    spacing = _scalar(spacing)
+    if spacing is None:
+        return (1.0,) * spatial_dims
+    if isinstance(spacing, numbers.Real) and not _is_bool(spacing):
+        values = [float(spacing)] * spatial_dims
+    else:
+        values = list(as_number_tuple("spacing", spacing))
+        if len(values) != spatial_dims:
+            raise ValueError(
+                f"spacing must have one value per spatial dim ({spatial_dims}); received {len(values)} values {values!r}"
+            )
+    if any(not math.isfinite(v) or v <= 0 for v in values):
+        raise ValueError(f"spacing must hold finite values > 0; received {values!r}")
+    return tuple(values)
+
+
+def check_binary(name: str, value: Tensor, *, validate_args: bool) -> Tensor:
+    """A 0/1 tensor (bool, integer or float), returned as bool; values checked with ``validate_args``."""
+    if value.dtype == torch.bool:
+        return value
+    if validate_args and not is_compiling() and value.numel() > 0:
+        bad = (value != 0) & (value != 1)  # NaN is != 0 and != 1
+        if bool(bad.any()):
+            example = value[bad][0].item()
+            raise ValueError(
+                f"{name} must be binary (values 0 and 1, or bool); received a value {example!r} "
+                f"(dtype {value.dtype}). Threshold soft values first, e.g. {name} > 0.5."
+            )
+    return value != 0
+
+
+def check_labels(labels: object, num_classes: object, ignore_index: Optional[int], *, validate_args: bool) -> int:
+    """Class-index maps ``(N, *S)`` for :func:`~stableloss.signed_distance_map` with ``num_classes``."""
+    num_classes = check_int("num_classes", num_classes, low=1)
+    if not isinstance(labels, Tensor):
+        raise TypeError(f"target must be a torch.Tensor; received {type(labels).__name__}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(
+            f"target must hold integer class indices when num_classes is given; received dtype {labels.dtype}"
+        )
+    if not 2 <= labels.dim() <= 4:
+        raise ValueError(
+            "target must have shape (N, *spatial) with 1 to 3 spatial dims when num_classes is given; "
+            f"received shape {tuple(labels.shape)}"
+        )
+    if validate_args and not is_compiling() and labels.numel() > 0:
+        valid = labels if ignore_index is None else labels[labels != ignore_index]
+        if valid.numel() > 0:
+            low, high = (int(v) for v in torch.aminmax(valid))
+            if low < 0 or high >= num_classes:
+                extra = "" if ignore_index is None else f" or ignore_index={ignore_index}"
+                raise ValueError(
+                    f"target must hold class indices in [0, {num_classes - 1}]{extra} for num_classes={num_classes}; "
+                    f"received values in [{low}, {high}]"
+                )
+    return num_classes
+
+
+def check_same_shape(name: str, value: Tensor, other_name: str, other: Tensor) -> None:
+    """``value`` must have the shape and device of ``other``."""
+    if value.shape != other.shape:
+        raise ValueError(
+            f"{name} must have the shape of {other_name} {tuple(other.shape)}; received shape {tuple(value.shape)}"
+        )
+    if value.device != other.device:
+        raise ValueError(f"{name} must be on the device of {other_name} ({other.device}); received device {value.device}")
