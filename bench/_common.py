@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -349,9 +349,18 @@ def _numeric(text: str) -> bool:
         return False
 
 
-def atomic_write(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+def atomic_write(path: str, content: Union[str, Callable[[str], object]]) -> None:
+    """Write ``content`` (text, or a callable that writes the file at the path it is given) to
+    ``path`` through a temporary sibling and ``os.replace``: a reader never sees a partial file."""
+    root, ext = os.path.splitext(path)
+    tmp = f"{root}.tmp{os.getpid()}{ext}"  # the extension stays, for writers that go by it
+    try:
+        if isinstance(content, str):
+            with open(tmp, "w", newline="") as fh:
+                fh.write(content)
+        else:
+            content(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

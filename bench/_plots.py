@@ -26,9 +26,7 @@ def _pyplot():
 
 
 def _save(fig, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    fig.savefig(tmp, dpi=80)
-    os.replace(tmp, path)
+    C.atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80))
 
 
 def plot_sweep(plt, path: str, rows: List[dict], contexts: List[str]) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
 import os
@@ -39,8 +40,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common as C  # noqa: E402
+import _common as C
 
 # name -> (logits dtype, autocast dtype or None)
 CONTEXTS = {
@@ -179,12 +179,11 @@ def write_csv(path: str, rows: List[dict]) -> None:
     fields: List[str] = []
     for r in rows:
         fields += [k for k in r if k not in fields]
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    C.atomic_write(path, text.getvalue())
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -37,8 +37,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common as C  # noqa: E402
+import _common as C
 
 SHAPES = {"2d": (16, 1, 512, 512), "3d": (2, 1, 128, 128, 128)}
 QUICK_SHAPES = {"2d": (8, 1, 256, 256), "3d": (1, 1, 64, 64, 64)}

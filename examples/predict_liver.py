@@ -25,21 +25,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from liver.checkpoint import load_checkpoint  # noqa: E402
-from liver.config import cpu_threads  # noqa: E402
-from liver.data import Case, find_cases, load_case, make_target, preprocess, to_original_orientation  # noqa: E402
-from liver.infer import PRECISIONS, predict_volume, resolve_precision, to_labels  # noqa: E402
-from liver.metrics import DiceTracker  # noqa: E402
-from liver.model import build_model  # noqa: E402
+from liver.atomic import atomic_write
+from liver.checkpoint import read_checkpoint
+from liver.config import cpu_threads
+from liver.data import Case, find_cases, load_case, make_target, preprocess, to_original_orientation
+from liver.infer import predict_volume, to_labels
+from liver.metrics import DiceTracker
+from liver.model import build_model
+from liver.precision import PRECISIONS, Precision
 
 
 def load_models(paths, device):
     """Models and their shared preprocessing settings; checkpoints must agree on them."""
     models, settings = [], None
     for path in paths:
-        ckpt = load_checkpoint(path)
+        ckpt = read_checkpoint(path)
         cfg = ckpt["config"]
         these = {"img_size": cfg["img_size"], "hu_window": list(cfg["hu_window"]), "target": cfg["target"],
                  "encoder": cfg["encoder"]}
@@ -72,6 +72,11 @@ def predict_case(case, models, settings, device, precision, batch_size):
     return to_original_orientation(mask, original), original, mask, labels
 
 
+def _nifti_writer(image):
+    """A writer for :func:`liver.atomic.atomic_write` (nibabel picks the compression by the extension)."""
+    return lambda path: nib.save(image, str(path))
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", type=Path, nargs="+", required=True, help="one or more best.pt/last.pt (ensemble)")
@@ -86,14 +91,14 @@ def main(argv=None) -> dict:
     device = torch.device(args.device)
     if device.type == "cpu":
         torch.set_num_threads(cpu_threads(args.threads))
-    precision = resolve_precision(args.precision, device)
+    precision = Precision.resolve(args.precision, device).name
     models, settings = load_models(args.checkpoint, device)
     args.output.mkdir(parents=True, exist_ok=True)
     tracker = DiceTracker((1, 2) if settings["target"] == "multiclass" else (1,))
     for case in cases_from(args.input, args.label):
         mask, original, canonical_mask, labels = predict_case(case, models, settings, device, precision, args.batch_size)
         out = args.output / f"{case.case_id}_pred.nii.gz"
-        nib.save(nib.Nifti1Image(mask.astype(np.uint8), original.affine, original.header), out)
+        atomic_write(out, _nifti_writer(nib.Nifti1Image(mask.astype(np.uint8), original.affine, original.header)))
         line = f"{case.image} -> {out}"
         if labels is not None:
             line += f" | Dice {tracker.add(case.case_id, canonical_mask, make_target(labels, settings['target'])):.4f}"
@@ -102,7 +107,7 @@ def main(argv=None) -> dict:
     if tracker.per_volume:
         result.update(tracker.summary())
         print(f"Dice over {len(tracker.per_volume)} volume(s): mean {result['dice_per_volume']:.4f}, global {result['dice_global']:.4f}")
-    (args.output / "dice.json").write_text(json.dumps(result, indent=2))
+    atomic_write(args.output / "dice.json", json.dumps(result, indent=2))
     return result
 
 

@@ -21,6 +21,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,24 +29,101 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from liver import distributed as ddp
+from liver.atomic import atomic_write
+from liver.cache import SliceCache, SliceDataset, build_cache, epoch_slices
+from liver.checkpoint import TrainState, load_checkpoint, save_checkpoint
+from liver.config import choose_folds, cpu_threads, parse_args
+from liver.data import find_cases, make_target
+from liver.folds import patient_folds
+from liver.guard import NonFiniteError, NonFiniteGuard, nonfinite_parameters
+from liver.infer import predict_volume, to_labels
+from liver.losses import build_loss
+from liver.metrics import DiceTracker
+from liver.model import build_model
+from liver.phantom import write_phantom
+from liver.precision import Precision
+from liver.report import save_contours, write_csv
 
-from liver import distributed as ddp  # noqa: E402
-from liver.cache import SliceDataset, build_cache, epoch_slices  # noqa: E402
-from liver.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from liver.config import cpu_threads, parse_args  # noqa: E402
-from liver.data import find_cases, make_target  # noqa: E402
-from liver.folds import patient_folds  # noqa: E402
-from liver.guard import NonFiniteError, NonFiniteGuard, nonfinite_parameters  # noqa: E402
-from liver.infer import autocast, make_scaler, predict_volume, resolve_precision, to_labels  # noqa: E402
-from liver.losses import build_loss  # noqa: E402
-from liver.metrics import DiceTracker  # noqa: E402
-from liver.model import build_model  # noqa: E402
-from liver.phantom import write_phantom  # noqa: E402
-from liver.report import save_contours, write_csv  # noqa: E402
+
+def train_step(state: TrainState, x: torch.Tensor, y: torch.Tensor, *, precision: Precision, clip: float,
+               where: str) -> float | None:
+    """One optimizer step on the batch ``(x, y)``: the loss, or None if the guard skipped the step.
+
+    ``where`` ("epoch 1, batch 7") is how the guard names the step in its messages.
+    """
+    state.optimizer.zero_grad(set_to_none=True)
+    with precision.autocast():
+        terms = state.criterion.components(state.model(x), y)
+    if not state.guard.check_loss(terms, where):
+        return None
+    loss = state.criterion.combine(terms)
+    state.scaler.scale(loss).backward()
+    state.scaler.unscale_(state.optimizer)
+    norm = torch.nn.utils.clip_grad_norm_(state.model.parameters(), clip)
+    if state.guard.check_grad(norm, where):
+        state.scaler.step(state.optimizer)
+    state.scaler.update()
+    return float(loss.detach())
 
 
-def prepare_data(args, info):
+def train_epoch(state: TrainState, loader: DataLoader, *, epoch: int, precision: Precision, clip: float,
+                max_steps: int | None = None, progress: bool = True) -> float:
+    """One pass over ``loader``: the mean loss of the steps taken (NaN if one was NaN, which only
+    ``--no-guard`` lets through, or if none was taken)."""
+    state.model.train()
+    losses: list[float] = []
+    bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=None if progress else True)
+    for batch, (x, y) in enumerate(bar):
+        if max_steps is not None and batch >= max_steps:
+            break
+        loss = train_step(state, x.to(precision.device), y.to(precision.device), precision=precision, clip=clip,
+                          where=f"epoch {epoch}, batch {batch}")
+        state.scheduler.step()  # a skipped step advances the schedule too
+        state.step += 1
+        if loss is not None:
+            losses.append(loss)
+            bar.set_postfix(loss=f"{loss:.4f}")
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+def validate(model, cache: SliceCache, val_ids: list[str], *, target: str, precision: Precision, batch_size: int):
+    """3D Dice per validation volume (slices reassembled) and global Dice; also the masks."""
+    multiclass = target == "multiclass"
+    tracker = DiceTracker((1, 2) if multiclass else (1,))
+    preds, trues = {}, {}
+    for cid in tqdm(val_ids, desc="validate", leave=False, disable=None):
+        volume = np.asarray(cache.volume(cid), np.float32)
+        probs = predict_volume([model], volume, multiclass=multiclass, device=precision.device,
+                               precision=precision.name, batch_size=batch_size)
+        preds[cid] = to_labels(probs, multiclass)
+        trues[cid] = make_target(np.asarray(cache.labels(cid)), target)
+        tracker.add(cid, preds[cid], trues[cid])
+    return tracker.summary(), preds, trues
+
+
+def end_of_epoch(state: TrainState, loss: float, seconds: float, *, cache: SliceCache, val_ids: list[str], args,
+                 precision: Precision, config: dict[str, Any], log) -> None:
+    """Rank 0: validate, extend the history, write best.pt (and validation.png) on a new best,
+    last.pt and history.csv every epoch, and print the epoch's line."""
+    scores, preds, trues = validate(state.network, cache, val_ids, target=args.target, precision=precision,
+                                    batch_size=args.batch_size)
+    guard, out = state.guard, args.out_dir
+    row = {"epoch": state.epoch, "train_loss": round(loss, 5), "val_dice": round(scores["dice_per_volume"], 5),
+           "val_dice_global": round(scores["dice_global"], 5), "lr": f"{state.scheduler.get_last_lr()[0]:.3g}",
+           "skipped": guard.skipped, "scaler_skipped": guard.scaler_skipped, "seconds": round(seconds, 1)}
+    state.history.append(row)
+    if scores["dice_per_volume"] > state.best:
+        state.best = scores["dice_per_volume"]
+        save_checkpoint(out / "best.pt", state, config)
+        save_contours(out / "validation.png", {c: cache.volume(c) for c in val_ids}, preds, trues)
+    save_checkpoint(out / "last.pt", state, config)
+    write_csv(out / "history.csv", state.history)
+    log(f"epoch {state.epoch}/{args.epochs} | train loss {loss:.4f} | val Dice {scores['dice_per_volume']:.4f} "
+        f"(global {scores['dice_global']:.4f}) | lr {row['lr']} | skipped {guard.skipped} | {row['seconds']} s")
+
+
+def prepare_data(args, info: ddp.DistInfo):
     """Find (or generate) the cases and build the slice cache; rank 0 writes, the others wait."""
     data_dir = args.data_dir
     if data_dir is None:
@@ -61,6 +139,13 @@ def prepare_data(args, info):
     return cases, build_cache(cases, args.cache_dir, args.img_size, args.hu_window, progress=False)
 
 
+def epoch_loader(cache: SliceCache, train_ids: list[str], args, info: ddp.DistInfo, epoch: int) -> DataLoader:
+    """This rank's batches of one epoch's slices (see :func:`liver.cache.epoch_slices`)."""
+    items = epoch_slices(cache, train_ids, neg_ratio=args.neg_ratio, seed=args.seed, epoch=epoch)
+    return DataLoader(SliceDataset(cache, ddp.shard(items, info, args.batch_size), args.target),
+                      batch_size=args.batch_size, num_workers=args.workers)
+
+
 def lr_lambda(warmup: int, total: int):
     """Linear warm-up over ``warmup`` steps, then cosine decay to 1% of the peak."""
     def f(step: int) -> float:
@@ -71,144 +156,95 @@ def lr_lambda(warmup: int, total: int):
     return f
 
 
-def train_epoch(model, loader, criterion, opt, sched, scaler, guard, args, info, precision, epoch):
-    """One epoch; returns the mean loss of the steps taken (NaN if one was NaN, with --no-guard)."""
-    model.train()
-    losses = []
-    bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=None if info.main else True)
-    for batch, (x, y) in enumerate(bar):
-        if args.max_steps is not None and batch >= args.max_steps:
-            break
-        x, y = x.to(info.device), y.to(info.device)
-        opt.zero_grad(set_to_none=True)
-        with autocast(precision, info.device):
-            components = criterion.components(model(x), y)
-        finite = all(bool(torch.isfinite(v)) for v in components.values())
-        if not ddp.all_true(finite, info) and not args.no_guard:
-            if not finite:
-                guard.check_loss(components, epoch=epoch, batch=batch)
-            else:
-                guard.skip(f"loss non-finite on another rank at epoch {epoch}, batch {batch}")
-            sched.step()
-            continue
-        if not finite:  # only with --no-guard: carry on as the experiment's loop did
-            guard.events.append(f"unguarded: non-finite loss at epoch {epoch}, batch {batch}: "
-                                + ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in components.items()))
-        loss = criterion.combine(components)
-        scaler.scale(loss).backward()
-        scaler.unscale_(opt)
-        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
-        if args.no_guard:
-            guard.scaler_skipped += int(scaler.is_enabled() and not bool(torch.isfinite(norm)))
-            scaler.step(opt)
-        elif guard.check_grad(norm, epoch=epoch, batch=batch, scaler_active=scaler.is_enabled()) or scaler.is_enabled():
-            scaler.step(opt)  # with fp16 the scaler itself skips a step whose gradients overflowed
-        scaler.update()
-        sched.step()
-        losses.append(float(loss.detach()))
-        bar.set_postfix(loss=f"{losses[-1]:.4f}")
-    return float(np.mean(losses)) if losses else float("nan")
-
-
-def validate(model, cache, val_ids, args, info, precision):
-    """3D Dice per validation volume (slices reassembled) and global Dice; also the masks."""
+def build_state(args, info: ddp.DistInfo, precision: Precision, steps_per_epoch: int, log) -> TrainState:
+    """Network (DDP-wrapped under torchrun), loss, AdamW, warm-up + cosine schedule, scaler, guard."""
     multiclass = args.target == "multiclass"
-    tracker = DiceTracker((1, 2) if multiclass else (1,))
-    preds, trues = {}, {}
-    for cid in tqdm(val_ids, desc="validate", leave=False, disable=None):
-        volume = np.asarray(cache.volume(cid), np.float32)
-        probs = predict_volume([model], volume, multiclass=multiclass, device=info.device, precision=precision,
-                               batch_size=args.batch_size)
-        preds[cid] = to_labels(probs, multiclass)
-        trues[cid] = make_target(np.asarray(cache.labels(cid)), args.target)
-        tracker.add(cid, preds[cid], trues[cid])
-    return tracker.summary(), preds, trues
+    net = build_model(args.encoder, args.encoder_weights, 3 if multiclass else 1, log=log).to(info.device)
+    model = DistributedDataParallel(net) if info.enabled else net
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    warmup = max(1, int(args.warmup_epochs * steps_per_epoch))
+    scaler = precision.grad_scaler()
+    return TrainState(
+        model=model,
+        optimizer=optimizer,
+        scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup, args.epochs * steps_per_epoch)),
+        scaler=scaler,
+        criterion=build_loss(args.loss, "multiclass" if multiclass else "binary", global_batch=info.enabled),
+        guard=NonFiniteGuard(args.patience, enabled=not args.no_guard, scaler_active=scaler.is_enabled(),
+                             all_ranks=lambda flag: ddp.all_true(flag, info), log=log),
+    )
 
 
-def main(argv=None) -> dict:
+def main(argv: list[str] | None = None, *, stop_after: int | None = None) -> dict[str, Any]:
+    """Train as the command line ``argv`` says; returns the summary (also written to summary.json).
+
+    Args:
+        argv: Command-line arguments (default: ``sys.argv[1:]``).
+        stop_after: End the run after this epoch, as an interruption would (to test ``--resume``).
+    """
     args = parse_args(argv)
     # Skipped steps (ours or the GradScaler's) still advance the schedule, which PyTorch warns about.
     warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()` before"))
     info = ddp.setup(args.device)
     if info.device.type == "cpu":
-        torch.set_num_threads(cpu_threads(args.threads) if not info.enabled else max(1, cpu_threads(args.threads) // info.world))
+        torch.set_num_threads(max(1, cpu_threads(args.threads) // info.world))
     log = print if info.main else (lambda *a, **k: None)
     start_time = time.time()
     torch.manual_seed(args.seed)
-    precision = resolve_precision(args.precision, info.device)
+    precision = Precision.resolve(args.precision, info.device)
     out = args.out_dir
     out.mkdir(parents=True, exist_ok=True)
+
     cases, cache = prepare_data(args, info)
+    args.folds, note = choose_folds(args, len(cases))
+    if note:
+        log(note)
     train_ids, val_ids = patient_folds([c.case_id for c in cases], args.folds, seed=args.seed)[args.fold]
     log(f"{len(cases)} volumes: {len(train_ids)} train, {len(val_ids)} validation (fold {args.fold} of {args.folds}); "
         f"loss {args.loss}, precision {precision}, device {info.device}, {info.world} process(es), "
         f"{torch.get_num_threads()} thread(s)")
-    multiclass = args.target == "multiclass"
-    net = build_model(args.encoder, args.encoder_weights, 3 if multiclass else 1, log=log).to(info.device)
-    model = DistributedDataParallel(net) if info.enabled else net
-    criterion = build_loss(args.loss, "multiclass" if multiclass else "binary", global_batch=info.enabled)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    steps = len(ddp.shard(epoch_slices(cache, train_ids, neg_ratio=args.neg_ratio, seed=args.seed, epoch=1), info, args.batch_size))
-    steps = math.ceil(steps / args.batch_size)
+    steps_per_epoch = len(epoch_loader(cache, train_ids, args, info, epoch=1))
     if args.max_steps is not None:
-        steps = min(steps, args.max_steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(max(1, int(args.warmup_epochs * steps)), args.epochs * steps))
-    scaler = make_scaler(precision, info.device)
-    guard = NonFiniteGuard(args.patience, log=log)
+        steps_per_epoch = min(steps_per_epoch, args.max_steps)
+    state = build_state(args, info, precision, steps_per_epoch, log)
     config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    history, best, first_epoch = [], -1.0, 1
     if args.resume:
-        ckpt = load_checkpoint(out / "last.pt")
-        net.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
-        torch.set_rng_state(ckpt["rng"])
-        history, best, first_epoch = ckpt["history"], ckpt["best"], ckpt["epoch"] + 1
-        guard.skipped, guard.scaler_skipped = ckpt["guard"]["skipped"], ckpt["guard"]["scaler_skipped"]
-        log(f"resumed from {out / 'last.pt'} after epoch {ckpt['epoch']}")
+        load_checkpoint(out / "last.pt", state)
+        log(f"resumed from {out / 'last.pt'} after epoch {state.epoch}")
     if info.main:
-        (out / "config.json").write_text(json.dumps({**config, "precision_resolved": precision}, indent=2))
-    status = "finished"
+        atomic_write(out / "config.json", json.dumps({**config, "precision_resolved": precision.name}, indent=2))
+
+    status, digests = "finished", []
     try:
-        for epoch in range(first_epoch, args.epochs + 1):
-            t0 = time.time()
-            items = ddp.shard(epoch_slices(cache, train_ids, neg_ratio=args.neg_ratio, seed=args.seed, epoch=epoch), info, args.batch_size)
-            loader = DataLoader(SliceDataset(cache, items, args.target), batch_size=args.batch_size,
-                                num_workers=args.workers, persistent_workers=False)
-            loss = train_epoch(model, loader, criterion, opt, sched, scaler, guard, args, info, precision, epoch)
-            bad = nonfinite_parameters(net)
+        while state.epoch < args.epochs:
+            t0, epoch = time.time(), state.epoch + 1
+            loss = train_epoch(state, epoch_loader(cache, train_ids, args, info, epoch), epoch=epoch,
+                               precision=precision, clip=args.clip, max_steps=args.max_steps, progress=info.main)
+            state.epoch = epoch
+            bad = nonfinite_parameters(state.network)
             if bad is not None:  # only possible with --no-guard: stop without saving these weights
-                raise NonFiniteError(f"parameter {bad!r} is not finite after epoch {epoch}; no checkpoint written")
+                raise NonFiniteError(f"parameter {bad!r} is not finite after epoch {state.epoch}; no checkpoint written")
+            digests = ddp.check_same_weights(state.network, info, when=f"after epoch {state.epoch}")
             if info.main:
-                scores, preds, trues = validate(net, cache, val_ids, args, info, precision)
-                row = {"epoch": epoch, "train_loss": round(loss, 5), "val_dice": round(scores["dice_per_volume"], 5),
-                       "val_dice_global": round(scores["dice_global"], 5), "lr": f"{sched.get_last_lr()[0]:.3g}",
-                       "skipped": guard.skipped, "scaler_skipped": guard.scaler_skipped, "seconds": round(time.time() - t0, 1)}
-                history.append(row)
-                state = dict(optimizer=opt.state_dict(), scheduler=sched.state_dict(), scaler=scaler.state_dict(),
-                             rng=torch.get_rng_state(), epoch=epoch, history=history, guard=guard.state(), config=config)
-                if scores["dice_per_volume"] > best:
-                    best = scores["dice_per_volume"]
-                    save_checkpoint(out / "best.pt", net, **{**state, "best": best})
-                    save_contours(out / "validation.png", {c: cache.volume(c) for c in val_ids}, preds, trues)
-                save_checkpoint(out / "last.pt", net, **{**state, "best": best})
-                write_csv(out / "history.csv", history)
-                log(f"epoch {epoch}/{args.epochs} | train loss {loss:.4f} | val Dice {row['val_dice']:.4f} "
-                    f"(global {row['val_dice_global']:.4f}) | lr {row['lr']} | skipped {guard.skipped} | {row['seconds']} s")
+                end_of_epoch(state, loss, time.time() - t0, cache=cache, val_ids=val_ids, args=args,
+                             precision=precision, config=config, log=log)
             ddp.barrier(info)
-            if args.stop_after is not None and epoch >= args.stop_after:
-                status = f"stopped after epoch {epoch} (--stop-after)"
+            if stop_after is not None and state.epoch >= stop_after:
+                status = f"stopped after epoch {state.epoch}"
                 break
     except NonFiniteError as err:
         status = f"stopped: {err}"
         log(f"training stopped by the non-finite guard: {err}")
-    summary = {"status": status, "best_val_dice": best, "epochs_run": len(history), "wall_seconds": round(time.time() - start_time, 1),
-               "skipped_steps": guard.skipped, "scaler_skipped_steps": guard.scaler_skipped, "nonfinite_events": guard.events[:20],
-               "loss": args.loss, "precision": precision, "run_dir": str(out)}
+
+    guard = state.guard
+    summary = {"status": status, "best_val_dice": state.best, "epochs_run": len(state.history),
+               "wall_seconds": round(time.time() - start_time, 1), "train_steps": state.step,
+               "skipped_steps": guard.skipped, "scaler_skipped_steps": guard.scaler_skipped,
+               "nonfinite_events": guard.events[:20], "loss": args.loss, "precision": precision.name,
+               "processes": info.world, "weights_sha1_per_rank": digests, "run_dir": str(out)}
     if info.main:
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
-        shown = f"{best:.4f}" if history else "none (no epoch finished)"
+        atomic_write(out / "summary.json", json.dumps(summary, indent=2))
+        shown = f"{state.best:.4f}" if state.history else "none (no epoch finished)"
         log(f"best validation Dice (3D, mean over {len(val_ids)} volumes): {shown} | {status} | "
             f"{summary['wall_seconds']} s | run folder {out}")
     ddp.cleanup(info)

@@ -7,8 +7,8 @@ import torch
 pytest.importorskip("nibabel")
 pytest.importorskip("segmentation_models_pytorch")
 
-from tests import _liver_path  # noqa: E402,F401
 import liver.cache as cache_mod  # noqa: E402
+from liver.atomic import temporary_path  # noqa: E402
 from liver.cache import SliceDataset, build_cache, epoch_slices  # noqa: E402
 from liver.data import find_cases, load_case, preprocess  # noqa: E402
 from liver.phantom import write_phantom  # noqa: E402
@@ -63,7 +63,7 @@ def test_interrupted_build_leaves_no_finished_cache(cases, tmp_path, monkeypatch
 
 def test_dead_build_leftover_is_removed(cases, tmp_path):
     name = f"slices-{cache_mod.cache_key(cases, 32, (-160.0, 240.0))}"
-    leftover = tmp_path / f"{name}.tmp-999999999"
+    leftover = temporary_path(tmp_path / name, pid=999999999)  # a build whose process died
     leftover.mkdir()
     (leftover / "images.f16").write_bytes(b"half written")
     build_cache(cases, tmp_path, 32, progress=False)
@@ -92,5 +92,5 @@ def test_dataset_with_workers_matches_main_process(cases, tmp_path):
     parallel = [b for b in torch.utils.data.DataLoader(ds, batch_size=3, num_workers=2)]
     for (xs, ys), (xp, yp) in zip(serial, parallel):
         assert torch.equal(xs, xp) and torch.equal(ys, yp)
-    xm, ym = SliceDataset(cache, items, "multiclass")[0]
+    _, ym = SliceDataset(cache, items, "multiclass")[0]
     assert ym.shape == (32, 32) and ym.dtype == torch.int64

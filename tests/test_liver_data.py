@@ -8,7 +8,6 @@ import pytest
 nib = pytest.importorskip("nibabel")
 pytest.importorskip("segmentation_models_pytorch")
 
-from tests import _liver_path  # noqa: E402,F401
 from liver.data import (Case, find_cases, load_case, make_target, stack_25d, to_original_orientation,  # noqa: E402
                         window)
 

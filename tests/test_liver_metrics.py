@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from tests import _liver_path  # noqa: E402,F401
 from liver.folds import patient_folds  # noqa: E402
 from liver.metrics import DiceTracker, dice_score  # noqa: E402
 

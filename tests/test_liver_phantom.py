@@ -5,7 +5,6 @@ import pytest
 
 nib = pytest.importorskip("nibabel")
 
-from tests import _liver_path  # noqa: E402,F401
 from liver.phantom import phantom_volume, write_phantom  # noqa: E402
 
 

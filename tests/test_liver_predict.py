@@ -9,12 +9,13 @@ import torch
 nib = pytest.importorskip("nibabel")
 pytest.importorskip("segmentation_models_pytorch")
 
-from tests import _liver_path  # noqa: E402,F401
 import predict_liver  # noqa: E402
+
 from liver.checkpoint import save_checkpoint  # noqa: E402
 from liver.infer import predict_volume  # noqa: E402
 from liver.model import build_model  # noqa: E402
 from liver.phantom import write_phantom  # noqa: E402
+from tests.liver_state import train_state  # noqa: E402
 
 CONFIG = {"img_size": 32, "hu_window": [-160.0, 240.0], "target": "liver", "encoder": "efficientnet-b0"}
 
@@ -41,7 +42,7 @@ def test_predict_writes_masks_with_input_affine_and_reports_dice(tmp_path):
     paths = []
     for i, model in enumerate(_models(2)):
         paths.append(tmp_path / f"m{i}.pt")
-        save_checkpoint(paths[-1], model, config=CONFIG)
+        save_checkpoint(paths[-1], train_state(model), CONFIG)
     result = predict_liver.main(["--checkpoint", *map(str, paths), "--input", str(data), "--output", str(tmp_path / "out"),
                                  "--device", "cpu"])
     assert sorted(result["per_volume"]) == ["lits-0", "lits-1"]
@@ -73,7 +74,7 @@ def test_mask_goes_back_to_the_file_orientation(tmp_path, monkeypatch):
     monkeypatch.setattr(predict_liver, "predict_volume", oracle)
     monkeypatch.setattr(predict_liver, "load_case", load_and_remember)
     monkeypatch.setattr(predict_liver, "preprocess", lambda hu, size, window: hu)
-    save_checkpoint(tmp_path / "m.pt", _models(1)[0], config=CONFIG)
+    save_checkpoint(tmp_path / "m.pt", train_state(_models(1)[0]), CONFIG)
     result = predict_liver.main(["--checkpoint", str(tmp_path / "m.pt"), "--input", str(data / "volume-1.nii.gz"),
                                  "--label", str(data / "segmentation-1.nii.gz"), "--output", str(tmp_path / "out"),
                                  "--device", "cpu"])
@@ -84,7 +85,7 @@ def test_mask_goes_back_to_the_file_orientation(tmp_path, monkeypatch):
 
 def test_mismatched_checkpoints_are_refused(tmp_path):
     m = _models(1)[0]
-    save_checkpoint(tmp_path / "a.pt", m, config=CONFIG)
-    save_checkpoint(tmp_path / "b.pt", m, config={**CONFIG, "img_size": 64})
+    save_checkpoint(tmp_path / "a.pt", train_state(m), CONFIG)
+    save_checkpoint(tmp_path / "b.pt", train_state(m), {**CONFIG, "img_size": 64})
     with pytest.raises(ValueError, match="b.pt' was trained with .*'img_size': 64"):
         predict_liver.load_models([tmp_path / "a.pt", tmp_path / "b.pt"], torch.device("cpu"))

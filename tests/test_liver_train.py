@@ -1,4 +1,4 @@
-"""Liver example, training: non-finite guard, atomic checkpoints, resume, --quick end to end, DDP."""
+"""Liver example, training: non-finite guard, checkpoints, resume, folds on small data, --quick end to end."""
 
 import json
 import os
@@ -12,11 +12,15 @@ import torch
 pytest.importorskip("nibabel")
 pytest.importorskip("segmentation_models_pytorch")
 
-from tests import _liver_path  # noqa: E402,F401
 import train_liver  # noqa: E402
+
 from liver import checkpoint  # noqa: E402
+from liver.config import parser  # noqa: E402
 from liver.guard import NonFiniteError, NonFiniteGuard  # noqa: E402
+from liver.phantom import write_phantom  # noqa: E402
+from liver.precision import Precision  # noqa: E402
 from stableloss import CombinedLoss, DiceLoss, FocalLoss  # noqa: E402
+from tests.liver_state import train_state  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--phantom-volumes", "3", "--phantom-size", "32", "--phantom-slices", "8", "--img-size", "32", "--epochs", "2",
@@ -30,15 +34,35 @@ def tiny(tmp_path, *extra, out="run"):
 def test_guard_names_the_nonfinite_term_and_batch():
     messages = []
     guard = NonFiniteGuard(patience=2, log=messages.append)
-    ok = guard.check_loss({"dice": torch.tensor(0.3), "focal": torch.tensor(float("nan"))}, epoch=1, batch=7)
+    ok = guard.check_loss({"dice": torch.tensor(0.3), "focal": torch.tensor(float("nan"))}, "epoch 1, batch 7")
     assert not ok and guard.skipped == 1
     assert messages == ["non-finite: loss term 'focal' = nan at epoch 1, batch 7; step skipped"]
-    assert guard.check_grad(torch.tensor(1.0), epoch=1, batch=8)  # a finite step resets the run
-    assert not guard.check_grad(torch.tensor(float("inf")), epoch=1, batch=9, scaler_active=True)
-    assert guard.scaler_skipped == 1 and guard.skipped == 1
-    guard.check_loss({"dice": torch.tensor(float("inf"))}, epoch=1, batch=10)
+    assert guard.check_grad(torch.tensor(1.0), "epoch 1, batch 8")  # a finite step resets the run
+    assert not guard.check_loss({"dice": torch.tensor(float("inf"))}, "epoch 1, batch 10")
     with pytest.raises(NonFiniteError, match=r"2 consecutive .* first: loss term 'dice' = \+inf at epoch 1, batch 10"):
-        guard.check_grad(torch.tensor(float("nan")), epoch=1, batch=11)
+        guard.check_grad(torch.tensor(float("nan")), "epoch 1, batch 11")
+
+
+def test_guard_leaves_fp16_gradient_overflow_to_the_grad_scaler():
+    guard = NonFiniteGuard(patience=1, scaler_active=True, log=lambda m: None)
+    assert guard.check_grad(torch.tensor(float("inf")), "epoch 1, batch 0")  # scaler.step runs, and skips itself
+    assert guard.check_grad(torch.tensor(float("inf")), "epoch 1, batch 1")  # never stops training
+    assert (guard.scaler_skipped, guard.skipped) == (2, 0)
+
+
+def test_guard_skips_a_step_that_is_nonfinite_on_another_rank():
+    guard = NonFiniteGuard(patience=5, all_ranks=lambda flag: False, log=lambda m: None)
+    assert not guard.check_loss({"dice": torch.tensor(0.3)}, "epoch 2, batch 3")
+    assert guard.events == ["loss non-finite on another rank at epoch 2, batch 3"]
+
+
+def test_disabled_guard_records_but_never_skips_or_stops():
+    guard = NonFiniteGuard(patience=1, enabled=False, log=lambda m: None)
+    for batch in range(3):
+        assert guard.check_loss({"dice": torch.tensor(float("nan")), "focal": torch.tensor(0.5)}, f"epoch 1, batch {batch}")
+        assert guard.check_grad(torch.tensor(float("nan")), f"epoch 1, batch {batch}")
+    assert guard.skipped == 0
+    assert guard.events[0] == "unguarded: non-finite loss at epoch 1, batch 0: dice=nan, focal=0.5"
 
 
 class NaNAt:
@@ -64,8 +88,9 @@ def test_injected_nan_is_skipped_and_named(tmp_path, monkeypatch, capsys):
     assert summary["status"] == "finished" and summary["skipped_steps"] == 1
     assert summary["nonfinite_events"] == ["loss term 'focal' = nan at epoch 1, batch 1"]
     assert "non-finite: loss term 'focal' = nan at epoch 1, batch 1; step skipped" in capsys.readouterr().out
-    ckpt = checkpoint.load_checkpoint(tmp_path / "run" / "last.pt")
+    ckpt = checkpoint.read_checkpoint(tmp_path / "run" / "last.pt")
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+    assert ckpt["guard"]["skipped"] == 1 and ckpt["guard"]["events"] == summary["nonfinite_events"]
 
 
 def test_repeated_nan_stops_with_diagnosis(tmp_path, monkeypatch):
@@ -88,35 +113,88 @@ def test_checkpoint_refuses_nonfinite_weights(tmp_path):
     with torch.no_grad():
         model.bias.fill_(float("nan"))
     with pytest.raises(ValueError, match="parameter 'bias' is not finite"):
-        checkpoint.save_checkpoint(tmp_path / "m.pt", model)
+        checkpoint.save_checkpoint(tmp_path / "m.pt", train_state(model), {})
     assert list(tmp_path.iterdir()) == []
 
 
 def test_checkpoint_save_is_atomic(tmp_path, monkeypatch):
-    model = torch.nn.Linear(2, 1)
-    checkpoint.save_checkpoint(tmp_path / "m.pt", model, epoch=1)
+    state = train_state(torch.nn.Linear(2, 1))
+    state.epoch = 1
+    checkpoint.save_checkpoint(tmp_path / "m.pt", state, {})
 
     def crash(obj, f, *a, **k):
         Path(f).write_bytes(b"partial")
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", crash)
+    state.epoch = 2
     with pytest.raises(OSError, match="disk full"):
-        checkpoint.save_checkpoint(tmp_path / "m.pt", model, epoch=2)
+        checkpoint.save_checkpoint(tmp_path / "m.pt", state, {})
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
-    assert checkpoint.load_checkpoint(tmp_path / "m.pt")["epoch"] == 1
+    assert checkpoint.read_checkpoint(tmp_path / "m.pt")["epoch"] == 1
+
+
+class ScheduledLoss(CombinedLoss):
+    """A loss whose weights move with the steps taken, keeping its position as extra state (the way
+    a loss-weight schedule would)."""
+
+    def __init__(self):
+        super().__init__({"dice": DiceLoss("binary")})
+        self.steps = 0
+
+    def get_extra_state(self):
+        return {"steps": self.steps}
+
+    def set_extra_state(self, state):
+        self.steps = state["steps"]
+
+
+def test_checkpoint_restores_every_part_including_loss_state(tmp_path):
+    torch.manual_seed(0)
+    state = train_state(torch.nn.Linear(3, 1))
+    state.criterion = ScheduledLoss()
+    for _ in range(3):  # give the optimizer, schedule and loss some state
+        state.optimizer.zero_grad()
+        state.model(torch.randn(4, 3)).sum().backward()
+        state.optimizer.step()
+        state.scheduler.step()
+        state.criterion.steps += 1
+    state.guard.skip("loss term 'dice' = nan at epoch 1, batch 2")
+    state.epoch, state.step, state.best, state.history = 1, 3, 0.5, [{"epoch": 1}]
+    checkpoint.save_checkpoint(tmp_path / "m.pt", state, {"lr": 1e-3})
+    expected_rng = torch.rand(3)
+
+    fresh = train_state(torch.nn.Linear(3, 1))
+    fresh.criterion = ScheduledLoss()
+    checkpoint.load_checkpoint(tmp_path / "m.pt", fresh)
+    assert torch.equal(torch.rand(3), expected_rng)  # the random stream continues where it was saved
+    for name in checkpoint.PARTS:
+        saved, restored = state.part(name).state_dict(), fresh.part(name).state_dict()
+        assert repr(restored) == repr(saved), name
+    assert fresh.criterion.steps == 3 and fresh.guard.skipped == 1 and fresh.guard.in_a_row == 1
+    assert (fresh.epoch, fresh.step, fresh.best, fresh.history) == (1, 3, 0.5, [{"epoch": 1}])
+
+
+def test_checkpoint_of_another_format_is_refused_by_name(tmp_path):
+    torch.save({"model": {}, "epoch": 3}, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match=r"old.pt' cannot resume this run: format None \(expected 1\), missing "
+                                         r"\['optimizer', 'scheduler', 'scaler', 'criterion', 'guard', 'step', 'best'"):
+        checkpoint.load_checkpoint(tmp_path / "old.pt", train_state(torch.nn.Linear(2, 1)))
 
 
 def test_resume_continues_as_if_never_interrupted(tmp_path):
     train_liver.main(tiny(tmp_path, out="straight"))
-    first = train_liver.main(tiny(tmp_path, "--stop-after", "1", out="resumed"))
-    assert first["epochs_run"] == 1
+    first = train_liver.main(tiny(tmp_path, out="resumed"), stop_after=1)
+    assert first["epochs_run"] == 1 and first["status"] == "stopped after epoch 1"
     second = train_liver.main(tiny(tmp_path, "--resume", out="resumed"))
-    assert second["epochs_run"] == 2
-    a = checkpoint.load_checkpoint(tmp_path / "straight" / "last.pt")
-    b = checkpoint.load_checkpoint(tmp_path / "resumed" / "last.pt")
+    assert second["epochs_run"] == 2 and second["train_steps"] == 2 * first["train_steps"]
+    a = checkpoint.read_checkpoint(tmp_path / "straight" / "last.pt")
+    b = checkpoint.read_checkpoint(tmp_path / "resumed" / "last.pt")
     for name, value in a["model"].items():
         assert torch.equal(value, b["model"][name]), name
+    for name, value in a["optimizer"]["state"].items():
+        assert torch.equal(value["exp_avg_sq"], b["optimizer"]["state"][name]["exp_avg_sq"]), name
+    assert a["scheduler"] == b["scheduler"] and torch.equal(a["rng"]["torch"], b["rng"]["torch"])
     assert [r["val_dice"] for r in a["history"]] == [r["val_dice"] for r in b["history"]]
     rows = (tmp_path / "resumed" / "history.csv").read_text().splitlines()
     assert rows[0].startswith("epoch,train_loss,val_dice") and len(rows) == 3
@@ -127,7 +205,7 @@ def test_quick_run_end_to_end(tmp_path):
            "--img-size", "32", "--phantom-size", "32", "--phantom-slices", "12", "--epochs", "1",
            "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(tmp_path / "run")]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "best validation Dice (3D, mean over 2 volumes)" in done.stdout
     names = {p.name for p in (tmp_path / "run").iterdir()}
@@ -135,20 +213,67 @@ def test_quick_run_end_to_end(tmp_path):
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "finished"
 
 
-def test_torchrun_two_processes_gloo(tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
-           str(ROOT / "examples" / "train_liver.py"), *tiny(tmp_path), "--epochs", "1"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "2 process(es)" in done.stdout
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["status"] == "finished" and summary["epochs_run"] == 1
-
-
 def test_cli_bad_data_dir_is_one_line_naming_it(tmp_path):
     cmd = [sys.executable, str(ROOT / "examples" / "train_liver.py"), "--data-dir", str(tmp_path / "missing"),
            "--out-dir", str(tmp_path / "run")]
-    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120, check=False)
     assert done.returncode == 1
     assert done.stderr.strip() == f"error: data_dir '{tmp_path / 'missing'}' is not an existing folder"
+
+
+def _two_volumes(tmp_path):
+    return write_phantom(tmp_path / "data", 2, size=32, slices=8, seed=0)
+
+
+def test_two_volumes_without_folds_use_two_folds_and_say_so(tmp_path, capsys):
+    data = _two_volumes(tmp_path)
+    summary = train_liver.main(["--data-dir", str(data), "--quick", "--img-size", "32", "--epochs", "1",
+                                "--encoder-weights", "none", "--device", "cpu", "--threads", "1",
+                                "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(tmp_path / "run")])
+    out = capsys.readouterr().out
+    assert "--folds not given: using 2 folds, as many as there are volumes (the default is 3)\n" in out
+    assert "2 volumes: 1 train, 1 validation (fold 0 of 2)" in out
+    assert summary["status"] == "finished"
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["folds"] == 2
+
+
+def test_explicit_folds_the_data_cannot_serve_are_refused(tmp_path):
+    data = _two_volumes(tmp_path)
+    with pytest.raises(ValueError, match=r"^folds must be an int in \[2, number of cases = 2\]; received 3$"):
+        train_liver.main(["--data-dir", str(data), "--quick", "--folds", "3", "--img-size", "32", "--device", "cpu",
+                          "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(tmp_path / "run")])
+
+
+def test_fold_beyond_the_automatic_count_is_refused(tmp_path):
+    data = _two_volumes(tmp_path)
+    with pytest.raises(ValueError, match=r"--fold must be in \[0, 1\] \(--folds not given: 2 folds for 2 volumes\); "
+                                         r"received 2"):
+        train_liver.main(["--data-dir", str(data), "--quick", "--fold", "2", "--img-size", "32", "--device", "cpu",
+                          "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(tmp_path / "run")])
+
+
+def test_one_volume_is_refused(tmp_path):
+    data = write_phantom(tmp_path / "data", 1, size=32, slices=8, seed=0)
+    with pytest.raises(ValueError, match=r"needs at least 2 volumes \(one to train on, one to validate\); found 1"):
+        train_liver.main(["--data-dir", str(data), "--quick", "--img-size", "32", "--device", "cpu",
+                          "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(tmp_path / "run")])
+
+
+def test_help_lists_user_options_only():
+    text = parser().format_help()
+    assert "--max-steps" in text and "--no-guard" in text and "--resume" in text
+    assert "--stop-after" not in text and "==SUPPRESS==" not in text
+    with pytest.raises(SystemExit):
+        parser().parse_args(["--stop-after", "1"])  # an interruption is simulated through main(stop_after=...)
+
+
+def test_precision_picks_autocast_dtype_and_grad_scaler_in_one_place():
+    cpu = torch.device("cpu")
+    assert Precision.resolve("auto", cpu).name == "fp32" and Precision.resolve("auto", torch.device("cuda")).name == "fp16"
+    for name, dtype, scaled in (("fp32", torch.float32, False), ("bf16", torch.bfloat16, False), ("fp16", torch.float16, True)):
+        precision = Precision.resolve(name, cpu)
+        with precision.autocast():
+            assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == dtype
+        assert precision.grad_scaler().is_enabled() == scaled
+    with pytest.raises(ValueError, match=r"precision must be one of \('auto', 'fp32', 'bf16', 'fp16'\); received 'fp8'"):
+        Precision.resolve("fp8", cpu)

@@ -7,26 +7,35 @@ shape; the settings). ``key`` hashes the settings (HU window, image size, format
 every source file's path, size and modification time, so a cache is reused exactly when it would
 be rebuilt identically.
 
-Atomic build: the folder is written as ``slices-<key>.tmp-<pid>`` and renamed when complete, so
-an interrupted build never leaves a folder that looks finished; leftovers of dead builds are
-removed by the next build.
+Atomic build (:func:`liver.atomic.atomic_write`): the folder is written under a temporary name and
+renamed when complete, so an interrupted build never leaves a folder that looks finished; leftovers
+of dead builds are removed by the next build.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from liver.data import HU_WINDOW, Case, load_case, make_target, open_case, preprocess, resize_slices, slice_count, stack_25d
+from liver.atomic import atomic_write
+from liver.data import (
+    HU_WINDOW,
+    Case,
+    load_case,
+    make_target,
+    open_case,
+    preprocess,
+    resize_slices,
+    slice_count,
+    stack_25d,
+)
 
 FORMAT = 1
 
@@ -43,16 +52,6 @@ def cache_key(cases: Sequence[Case], img_size: int, hu_window: Sequence[float]) 
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def _remove_dead_builds(root: Path, name: str) -> None:
-    for tmp in root.glob(f"{name}.tmp-*"):
-        try:
-            os.kill(int(tmp.name.rsplit("-", 1)[1]), 0)
-        except (ValueError, ProcessLookupError):
-            shutil.rmtree(tmp, ignore_errors=True)
-        except PermissionError:
-            pass  # alive, owned by someone else
-
-
 class SliceCache:
     """A built cache folder; arrays are memory-mapped on first use in each process."""
 
@@ -60,9 +59,9 @@ class SliceCache:
         self.folder = Path(folder)
         self.index = json.loads((self.folder / "index.json").read_text())
         self.img_size = int(self.index["img_size"])
-        self.cases: Dict[str, dict] = {c["case_id"]: c for c in self.index["cases"]}
-        self._images: Optional[np.memmap] = None
-        self._labels: Optional[np.memmap] = None
+        self.cases: dict[str, dict] = {c["case_id"]: c for c in self.index["cases"]}
+        self._images: np.memmap | None = None
+        self._labels: np.memmap | None = None
 
     def __getstate__(self) -> dict:  # do not pickle memmaps into DataLoader workers
         return {**self.__dict__, "_images": None, "_labels": None}
@@ -96,21 +95,19 @@ def build_cache(cases: Sequence[Case], root: Path, img_size: int, hu_window: Seq
     final = root / name
     if (final / "index.json").is_file():
         return SliceCache(final)
-    _remove_dead_builds(root, name)
     counts = []
     for case in cases:  # headers only: shapes checked, total size known before any data is read
         img, _ = open_case(case)
         counts.append(slice_count(img))
-    tmp = root / f"{name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+
+    def build(tmp: Path) -> None:
+        tmp.mkdir()
         shape = (sum(counts), img_size, img_size)
         images = np.memmap(tmp / "images.f16", np.float16, "w+", shape=shape)
         labels = np.memmap(tmp / "labels.u8", np.uint8, "w+", shape=shape)
         entries, start = [], 0
         for case, n in tqdm(list(zip(cases, counts)), desc="caching slices", unit="vol", disable=not progress):
-            hu, lab, img = load_case(case)
+            hu, lab, _ = load_case(case)
             images[start:start + n] = preprocess(hu, img_size, hu_window).astype(np.float16)
             lab_small = resize_slices(lab, img_size, labels=True)
             labels[start:start + n] = lab_small
@@ -124,13 +121,12 @@ def build_cache(cases: Sequence[Case], root: Path, img_size: int, hu_window: Seq
         index = {"format": FORMAT, "img_size": img_size, "hu_window": list(map(float, hu_window)),
                  "total_slices": start, "cases": entries}
         (tmp / "index.json").write_text(json.dumps(index))
-        os.replace(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    atomic_write(final, build)
     return SliceCache(final)
 
 
-def epoch_slices(cache: SliceCache, case_ids: Sequence[str], *, neg_ratio: float, seed: int, epoch: int) -> List[tuple]:
+def epoch_slices(cache: SliceCache, case_ids: Sequence[str], *, neg_ratio: float, seed: int, epoch: int) -> list[tuple]:
     """The ``(case_id, slice)`` pairs of one training epoch.
 
     Policy for slices without liver: every slice with liver is used each epoch, plus
@@ -139,13 +135,14 @@ def epoch_slices(cache: SliceCache, case_ids: Sequence[str], *, neg_ratio: float
     spending most of the epoch there. The order is shuffled; both depend only on seed and epoch.
     """
     rng = np.random.default_rng([seed, epoch])
-    pos, neg = [], []
+    pos: list[tuple] = []
+    neg: list[tuple] = []
     for cid in case_ids:
         c = cache.cases[cid]
         liver = set(c["liver_slices"])
         for z in range(c["slices"]):
             (pos if z in liver else neg).append((cid, z))
-    take = min(len(neg), int(round(neg_ratio * len(pos))))
+    take = min(len(neg), round(neg_ratio * len(pos)))
     chosen = [neg[i] for i in rng.choice(len(neg), take, replace=False)] if take else []
     items = pos + chosen
     return [items[i] for i in rng.permutation(len(items))]

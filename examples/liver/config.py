@@ -12,13 +12,13 @@ import os
 from pathlib import Path
 
 from liver.data import HU_WINDOW, TARGETS
-from liver.infer import PRECISIONS
 from liver.losses import LOSSES
+from liver.precision import PRECISIONS
 
-DEFAULTS = dict(phantom_volumes=16, phantom_size=128, phantom_slices=48, img_size=96, epochs=8, batch_size=16,
-                folds=4, lr=2e-3, warmup_epochs=1.0)
-QUICK = dict(phantom_volumes=6, phantom_size=64, phantom_slices=32, img_size=64, epochs=4, batch_size=8,
-             folds=3, lr=2e-3, warmup_epochs=0.5)
+DEFAULTS = {"phantom_volumes": 16, "phantom_size": 128, "phantom_slices": 48, "img_size": 96, "epochs": 8,
+            "batch_size": 16, "folds": 4, "lr": 2e-3, "warmup_epochs": 1.0}
+QUICK = {"phantom_volumes": 6, "phantom_size": 64, "phantom_slices": 32, "img_size": 64, "epochs": 4,
+         "batch_size": 8, "folds": 3, "lr": 2e-3, "warmup_epochs": 0.5}
 
 
 def default_cache_dir() -> Path:
@@ -37,7 +37,8 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--hu-window", type=float, nargs=2, default=list(HU_WINDOW), metavar=("LOW", "HIGH"),
                    help="HU clip window (default: %(default)s, abdominal level 40 / width 400)")
     d.add_argument("--neg-ratio", type=float, default=0.25, help="slices without liver per slice with liver, each epoch (default %(default)s)")
-    d.add_argument("--folds", type=int, help=f"patient-level folds (default {DEFAULTS['folds']})")
+    d.add_argument("--folds", type=int, help=f"patient-level folds (default {DEFAULTS['folds']}, "
+                   "or as many as there are volumes if fewer)")
     d.add_argument("--fold", type=int, default=0, help="validation fold (default %(default)s)")
     d.add_argument("--workers", type=int, default=0, help="DataLoader workers (worker-safe; default %(default)s)")
     d.add_argument("--phantom-volumes", type=int, help=f"phantom volumes (default {DEFAULTS['phantom_volumes']})")
@@ -53,6 +54,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, help=f"AdamW peak learning rate (default {DEFAULTS['lr']})")
     t.add_argument("--weight-decay", type=float, default=1e-4)
     t.add_argument("--warmup-epochs", type=float, help="linear warm-up, then cosine decay")
+    t.add_argument("--max-steps", type=int, help="at most this many steps per epoch (short comparisons; default: all)")
     t.add_argument("--clip", type=float, default=1.0, help="gradient-norm clipping (default %(default)s)")
     t.add_argument("--patience", type=int, default=20, help="stop after this many non-finite steps in a row")
     t.add_argument("--no-guard", action="store_true",
@@ -64,8 +66,6 @@ def parser() -> argparse.ArgumentParser:
     o.add_argument("--out-dir", type=Path, default=Path("runs/liver"), help="run folder (default: %(default)s)")
     o.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt")
     o.add_argument("--quick", action="store_true", help="smoke test: 6 small phantom volumes, 4 epochs (under a minute)")
-    o.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)  # tests: simulate an interruption
-    o.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)  # tests/comparisons: steps per epoch cap
     return p
 
 
@@ -93,14 +93,44 @@ def cpu_threads(requested=None) -> int:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    """Parse ``argv``; options left unset take the ``--quick`` or the default preset."""
+    """Parse ``argv``; options left unset take the ``--quick`` or the default preset.
+
+    ``folds`` stays None unless given: :func:`choose_folds` settles it once the volumes are counted.
+    """
     args = parser().parse_args(argv)
     preset = QUICK if args.quick else DEFAULTS
     for key, value in preset.items():
-        if getattr(args, key) is None:
+        if key != "folds" and getattr(args, key) is None:
             setattr(args, key, value)
     if args.img_size % 32:
         raise SystemExit(f"--img-size must be a multiple of 32 (the U-Net downsamples 5 times); received {args.img_size}")
-    if not 0 <= args.fold < args.folds:
+    if args.fold < 0:
+        raise SystemExit(f"--fold must be >= 0; received {args.fold}")
+    if args.folds is not None and args.fold >= args.folds:
         raise SystemExit(f"--fold must be in [0, {args.folds - 1}]; received {args.fold}")
     return args
+
+
+def choose_folds(args: argparse.Namespace, volumes: int) -> tuple[int, str | None]:
+    """The fold count for ``volumes`` cases, and a one-line note when it is not the preset's.
+
+    ``--folds`` given: used as is (:func:`liver.folds.patient_folds` refuses a count the data
+    cannot serve). Not given: the preset's (4, or 3 with ``--quick``), or one fold per volume if
+    there are fewer volumes.
+
+    Raises:
+        ValueError: fewer than 2 volumes (one to train on, one to validate), or ``--fold`` beyond
+            the folds the volumes allow.
+    """
+    if args.folds is not None:
+        return args.folds, None
+    default = (QUICK if args.quick else DEFAULTS)["folds"]
+    if volumes < 2:
+        raise ValueError(f"training needs at least 2 volumes (one to train on, one to validate); found {volumes}")
+    folds = min(int(default), volumes)
+    if args.fold >= folds:
+        raise ValueError(f"--fold must be in [0, {folds - 1}] (--folds not given: {folds} folds for {volumes} volumes); "
+                         f"received {args.fold}")
+    if folds == default:
+        return folds, None
+    return folds, f"--folds not given: using {folds} folds, as many as there are volumes (the default is {default})"

@@ -12,9 +12,9 @@ Preprocessing (:func:`preprocess`): clip to the HU window, scale to [0, 1], resi
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
 
 import nibabel as nib
 import numpy as np
@@ -32,10 +32,10 @@ class Case:
 
     case_id: str
     image: Path
-    label: Optional[Path]
+    label: Path | None
 
 
-def find_cases(data_dir: Path, *, require_labels: bool = True) -> List[Case]:
+def find_cases(data_dir: Path, *, require_labels: bool = True) -> list[Case]:
     """Volume/segmentation pairs under ``data_dir``: LiTS (``volume-N`` + ``segmentation-N``,
     anywhere below, paired by N) or MSD (``imagesTr/x.nii.gz`` + ``labelsTr/x.nii.gz``).
 
@@ -46,7 +46,8 @@ def find_cases(data_dir: Path, *, require_labels: bool = True) -> List[Case]:
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise FileNotFoundError(f"data_dir {str(data_dir)!r} is not an existing folder")
-    cases, unpaired = [], []
+    cases: list[Case] = []
+    unpaired: list[Case] = []
     segs = {}
     for p in data_dir.rglob("segmentation-*.nii*"):
         m = re.match(r"^segmentation-(\d+)\.nii(\.gz)?$", p.name)
@@ -100,7 +101,7 @@ def slice_count(img: nib.Nifti1Image) -> int:
     return int(img.shape[int(np.flatnonzero(ornt[:, 0] == 2)[0])])
 
 
-def open_case(case: Case) -> Tuple[nib.Nifti1Image, Optional[nib.Nifti1Image]]:
+def open_case(case: Case) -> tuple[nib.Nifti1Image, nib.Nifti1Image | None]:
     """Open the image (and label) headers, checking that their shapes match."""
     img = _load(case.image)
     if case.label is None:
@@ -113,7 +114,7 @@ def open_case(case: Case) -> Tuple[nib.Nifti1Image, Optional[nib.Nifti1Image]]:
     return img, lab
 
 
-def load_case(case: Case) -> Tuple[np.ndarray, Optional[np.ndarray], nib.Nifti1Image]:
+def load_case(case: Case) -> tuple[np.ndarray, np.ndarray | None, nib.Nifti1Image]:
     """HU ``(Z, Y, X)`` float32, labels ``(Z, Y, X)`` uint8 (or None), and the original image."""
     img, lab = open_case(case)
     hu = canonical_slices(img, case.image)

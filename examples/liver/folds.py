@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 
 
-def patient_folds(case_ids: Sequence[str], folds: int, *, seed: int = 0) -> List[Tuple[List[str], List[str]]]:
+def patient_folds(case_ids: Sequence[str], folds: int, *, seed: int = 0) -> list[tuple[list[str], list[str]]]:
     """Split case ids into ``folds`` (train, validation) pairs with no case in both.
 
     The ids are shuffled with ``seed`` and cut into ``folds`` nearly equal parts; fold ``k``

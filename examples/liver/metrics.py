@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -29,7 +29,7 @@ class DiceTracker:
 
     def __init__(self, classes: Sequence[int] = (1,)) -> None:
         self.classes = tuple(classes)
-        self.per_volume: Dict[str, float] = {}
+        self.per_volume: dict[str, float] = {}
         self._inter = np.zeros(len(self.classes))
         self._total = np.zeros(len(self.classes))
 
@@ -44,7 +44,7 @@ class DiceTracker:
         self.per_volume[case_id] = float(np.mean(scores))
         return self.per_volume[case_id]
 
-    def summary(self) -> Dict[str, float]:
+    def summary(self) -> dict[str, float]:
         """``{"dice_per_volume": mean over volumes, "dice_global": pooled Dice}``."""
         pooled = np.where(self._total > 0, 2 * self._inter / np.maximum(self._total, 1), 1.0)
         return {"dice_per_volume": float(np.mean(list(self.per_volume.values()))) if self.per_volume else float("nan"),

@@ -13,12 +13,12 @@ affines saying so, so reorientation is exercised as it is on real scans.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+
+from liver.atomic import atomic_write
 
 VERSION = 1
 
@@ -141,18 +141,16 @@ def write_phantom(out_dir: Path, volumes: int, *, size: int = 128, slices: int =
     manifest = out_dir / "phantom.json"
     if manifest.is_file() and json.loads(manifest.read_text()) == params:
         return out_dir
-    tmp = out_dir.with_name(f"{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+
+    def write(tmp: Path) -> None:
+        tmp.mkdir()
         for i in range(volumes):
             hu, labels, spacing = phantom_volume(seed, i, size, slices)
             hu, labels, affine = _stored(hu, labels, spacing, i)
             nib.save(nib.Nifti1Image(hu, affine), tmp / f"volume-{i}.nii.gz")
             nib.save(nib.Nifti1Image(labels, affine), tmp / f"segmentation-{i}.nii.gz")
         (tmp / "phantom.json").write_text(json.dumps(params))
-        shutil.rmtree(out_dir, ignore_errors=True)
-        os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out_dir, write)
     return out_dir

@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 import csv
-import os
+import io
 from pathlib import Path
-from typing import Dict, List
 
 import numpy as np
+
+from liver.atomic import atomic_write
 
 COLUMNS = ("epoch", "train_loss", "val_dice", "val_dice_global", "lr", "skipped", "scaler_skipped", "seconds")
 
 
-def write_csv(path: Path, rows: List[Dict[str, float]]) -> None:
+def write_csv(path: Path, rows: list[dict[str, float]]) -> None:
     """Write all rows (rewritten each epoch, atomically, so a resume continues the same file)."""
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS)
-        w.writeheader()
-        w.writerows({k: r.get(k, "") for k in COLUMNS} for r in rows)
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    w = csv.DictWriter(text, fieldnames=COLUMNS)
+    w.writeheader()
+    w.writerows({k: r.get(k, "") for k in COLUMNS} for r in rows)
+    atomic_write(path, text.getvalue())
 
 
-def save_contours(path: Path, volumes: Dict[str, np.ndarray], preds: Dict[str, np.ndarray],
-                  trues: Dict[str, np.ndarray], max_cases: int = 4) -> None:
+def save_contours(path: Path, volumes: dict[str, np.ndarray], preds: dict[str, np.ndarray],
+                  trues: dict[str, np.ndarray], max_cases: int = 4) -> None:
     """One panel per validation case: the slice with most true foreground, true contour in green
     and predicted contour in red."""
     import matplotlib
@@ -44,7 +44,7 @@ def save_contours(path: Path, volumes: Dict[str, np.ndarray], preds: Dict[str, n
         ax.set_title(f"{cid}, slice {z}\ngreen: truth, red: prediction", fontsize=9)
         ax.axis("off")
     fig.tight_layout(rect=(0, 0, 1, 0.97))
-    tmp = Path(path).with_name(f".tmp-{os.getpid()}-{Path(path).name}")
-    fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
+    finally:
+        plt.close(fig)
