@@ -197,12 +197,13 @@ class OptionSpec:
                                 f"it takes {', '.join(accepted)}")
         return self.options_type(**options, **self.fixed)
 
-    def function_signature(self) -> inspect.Signature:
-        """``(input, target, *, mode, <option>=<default>, ...)``: the signature a functional loss shows."""
+    def function_signature(self, extra: Sequence[str] = ()) -> inspect.Signature:
+        """``(input, target, *, mode, <extra>=None, <option>=<default>, ...)``: a functional loss's signature."""
         kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
         params = [inspect.Parameter("input", kind, annotation=Tensor), inspect.Parameter("target", kind, annotation=Tensor)]
-        params += self._keyword_parameters(skip=())
-        return inspect.Signature(params, return_annotation=Tensor)
+        keywords = self._keyword_parameters(skip=())
+        extras = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None) for name in extra]
+        return inspect.Signature(params + keywords[:1] + extras + keywords[1:], return_annotation=Tensor)
 
     def class_signature(self, positional: Sequence[str]) -> inspect.Signature:
         """``(self, <smp's positional arguments>, *, <the other options>)`` for a loss class."""
@@ -221,3 +222,72 @@ class OptionSpec:
         kind = inspect.Parameter.KEYWORD_ONLY
         return [inspect.Parameter(name, kind, default=defaults.get(name, inspect.Parameter.empty))
                 for name in self.accepted if name not in skip]
+
+
+@dataclass(frozen=True)
+class BoundaryOptions:
+    """Options of the distance- and contour-based losses: boundary, Hausdorff-DT and boundary DoU.
+
+    Each loss takes the options that apply to it (its docstring lists them).
+
+    Attributes:
+        mode: ``"binary"``, ``"multiclass"`` (softmax over C) or ``"multilabel"`` (sigmoid per C).
+        classes: Indices of the classes that enter the mean (e.g. ``[1, 2]`` to leave out background).
+        from_logits: ``input`` holds logits (True) or probabilities (False).
+        ignore_index: Target value whose pixels are left out (and count as background in the maps).
+        spacing: Pixel size, one positive number or one per spatial dim (CT voxel spacing in mm);
+            distances are in its units. Default 1.
+        no_surface: The map of a channel without a surface (empty or full target): ``"bound"`` (the
+            image's extent diagonal, so a false positive on an empty image is penalised) or
+            ``"zero"`` (MONAI's and Kervadec's zero map). See :func:`~stableloss.signed_distance_map`.
+        normalize: Divide the distances by the image's extent diagonal (maps in [-1, 1]).
+        inside_shift: Boundary loss: subtracted from the inside distances (1: Kervadec's code).
+        alpha: Hausdorff-DT loss: the exponent of the distances (Karimi and Salcudean: 2).
+        threshold: Hausdorff-DT loss: a pixel belongs to the predicted mask when ``p > threshold``.
+        alpha_max: Boundary DoU loss: the upper limit of its adaptive ``alpha`` (Sun et al.: 0.8).
+        smooth: Boundary DoU loss: added to numerator and denominator (Sun et al.: 1e-5).
+        ignore_empty: Boundary DoU loss: a class with an empty target gives loss 0 and no gradient.
+        class_weights: Non-negative weight per class; the mean over classes becomes a weighted mean.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (the ``(C,)`` per-class losses).
+        backend: Distance transform backend, ``"auto"``, ``"torch"`` or ``"scipy"``.
+        validate_args: Check target values (a host sync); skipped under ``torch.compile``.
+    """
+
+    mode: str
+    classes: Optional[Tuple[int, ...]] = None
+    from_logits: bool = True
+    ignore_index: Optional[int] = None
+    spacing: Union[None, float, Tuple[float, ...]] = None
+    no_surface: str = "bound"
+    normalize: bool = False
+    inside_shift: float = 0.0
+    alpha: float = 2.0
+    threshold: float = 0.5
+    alpha_max: float = 0.8
+    smooth: float = 1e-5
+    ignore_empty: bool = True
+    class_weights: Optional[Tuple[float, ...]] = None
+    reduction: str = "mean"
+    backend: str = "auto"
+    validate_args: bool = True
+
+    def __post_init__(self) -> None:
+        if _checks.is_compiling():
+            return
+        mode = _checks.check_mode(self.mode)
+        _set(self, "classes", _checks.check_classes(self.classes, mode))
+        for flag in ("from_logits", "normalize", "ignore_empty", "validate_args"):
+            _set(self, flag, _checks.check_bool(flag, getattr(self, flag)))
+        _set(self, "ignore_index", _checks.check_ignore_index(self.ignore_index))
+        _set(self, "spacing", _checks.check_spacing_option(self.spacing))
+        _set(self, "no_surface", _checks.check_choice("no_surface", self.no_surface, ("bound", "zero")))
+        _set(self, "inside_shift", _checks.check_number("inside_shift", self.inside_shift, low=0.0))
+        _set(self, "alpha", _checks.check_number("alpha", self.alpha, low=0.0, low_inclusive=False))
+        _set(self, "threshold", _checks.check_number("threshold", self.threshold, low=0.0, high=1.0,
+                                                     low_inclusive=False, high_inclusive=False))
+        _set(self, "alpha_max", _checks.check_number("alpha_max", self.alpha_max, low=-1.0, high=1.0,
+                                                     high_inclusive=False))
+        _set(self, "smooth", _checks.check_number("smooth", self.smooth, low=0.0, low_inclusive=False))
+        _set(self, "class_weights", _checks.check_weights("class_weights", self.class_weights, mode=mode))
+        _set(self, "reduction", check_reduction(self.reduction))
+        _set(self, "backend", _checks.check_choice("backend", self.backend, _checks.BACKENDS))

@@ -22,6 +22,7 @@ from stableloss._checks.spatial import (
     check_labels,
     check_same_shape,
     check_spacing,
+    check_spacing_option,
     check_spatial_tensor,
 )
 from stableloss._checks.tensors import (
@@ -52,5 +53,5 @@ __all__ = [
     "BACKENDS", "MODES", "as_number_tuple", "check_alpha", "check_binary", "check_bool", "check_choice",
     "check_class_count", "check_class_indices", "check_classes", "check_ignore_index", "check_input", "check_int",
     "check_labels", "check_mode", "check_number", "check_optional_number", "check_pair", "check_same_shape",
-    "check_spacing", "check_spatial_tensor", "check_target", "check_target_values", "check_weights", "is_compiling",
+    "check_spacing", "check_spacing_option", "check_spatial_tensor", "check_target", "check_target_values", "check_weights", "is_compiling",
 ]

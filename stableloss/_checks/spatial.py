@@ -96,3 +96,16 @@ def check_same_shape(name: str, value: Tensor, other_name: str, other: Tensor) -
         )
     if value.device != other.device:
         raise ValueError(f"{name} must be on the device of {other_name} ({other.device}); received device {value.device}")
+
+
+def check_spacing_option(spacing: object) -> object:
+    """A loss's ``spacing`` setting: None, one number > 0, or 1 to 3 numbers > 0 (a tuple)."""
+    spacing = _scalar(spacing)
+    if spacing is None:
+        return None
+    if isinstance(spacing, numbers.Real) and not _is_bool(spacing):
+        return check_spacing(spacing, 1)[0]
+    values = as_number_tuple("spacing", spacing)
+    if not 1 <= len(values) <= 3:
+        raise ValueError(f"spacing must have 1 to 3 values (one per spatial dim); received {len(values)} values")
+    return check_spacing(values, len(values))

@@ -1,0 +1,110 @@
+"""Shared steps of the distance- and contour-based losses (boundary, Hausdorff-DT, boundary DoU).
+
+validate -> probabilities and one-hot target -> target distance maps (given, or computed from the
+target) -> per-class float32 sums -> :func:`~stableloss._reduction.reduce_class_losses`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from stableloss import _checks
+from stableloss._activation import activate
+from stableloss._options import BoundaryOptions
+from stableloss._overlap import flatten_target
+from stableloss._reduction import reduce_class_losses
+from stableloss._region import activation_of
+from stableloss.distance import extent_diagonal, signed_distance_map
+
+
+class SpatialBatch(NamedTuple):
+    """A validated batch: float32 (float64 for float64 input) tensors of shape ``(N, C, *S)``.
+
+    Attributes:
+        probs: ``p``.
+        complement: ``q = 1 - p``, computed without rounding through ``p``.
+        target: The target, one-hot for multiclass, 0 at ignored pixels.
+        valid: Bool mask broadcastable to the others (``(N, 1, *S)`` or ``(N, C, *S)``), or None.
+        spacing: One float per spatial dim.
+    """
+
+    probs: Tensor
+    complement: Tensor
+    target: Tensor
+    valid: Optional[Tensor]
+    spacing: Tuple[float, ...]
+
+
+def prepare(input: Tensor, target: Tensor, options: BoundaryOptions) -> Tuple[SpatialBatch, Tensor]:
+    """Validate ``input`` and ``target`` and bring them to ``(N, C, *S)``; also return the raw target."""
+    _checks.check_spatial_tensor("input", input)
+    input, target = _checks.check_pair(input, target, mode=options.mode, from_logits=options.from_logits,
+                                       ignore_index=options.ignore_index, validate_args=options.validate_args)
+    spatial = tuple(input.shape[2:])
+    spacing = _checks.check_spacing(options.spacing, len(spatial))
+    probs, complement = activate(input, activation_of(options.mode, options.from_logits))
+    flat_target, valid = flatten_target(target, mode=options.mode, num_classes=input.shape[1],
+                                        ignore_index=options.ignore_index, dtype=probs.dtype)
+    shape = tuple(input.shape)
+    one_hot = flat_target.reshape(shape)
+    valid = None if valid is None else valid.reshape((shape[0], valid.shape[1]) + spatial)
+    return SpatialBatch(probs, complement, one_hot, valid, spacing), target
+
+
+def target_maps(target: Tensor, batch: SpatialBatch, options: BoundaryOptions, *, inside_shift: float) -> Tensor:
+    """Signed distance maps of the target, ``(N, C, *S)`` float32, on the target's device."""
+    shape = tuple(batch.probs.shape)
+    common = dict(spacing=batch.spacing, inside_shift=inside_shift, no_surface=options.no_surface,
+                  backend=options.backend, validate_args=options.validate_args)
+    if options.mode == "multiclass":
+        return signed_distance_map(target, num_classes=shape[1], ignore_index=options.ignore_index, **common)
+    raw = target.reshape(shape)
+    if options.ignore_index is not None:
+        raw = torch.where(raw == options.ignore_index, torch.zeros((), dtype=raw.dtype, device=raw.device), raw)
+    return signed_distance_map(raw, **common)
+
+
+def checked_map(distance_map: object, batch: SpatialBatch) -> Tensor:
+    """A caller's precomputed map: a floating tensor of the input's shape, on its device, as float32."""
+    if not isinstance(distance_map, Tensor):
+        raise TypeError(f"distance_map must be a torch.Tensor or None; received {type(distance_map).__name__}")
+    if not distance_map.is_floating_point():
+        raise TypeError(f"distance_map must be a floating-point tensor; received dtype {distance_map.dtype}")
+    _checks.check_same_shape("distance_map", distance_map, "the input", batch.probs)
+    return distance_map.to(batch.probs.dtype)
+
+
+def normalizer(batch: SpatialBatch) -> float:
+    """The image's extent diagonal (in the units of ``spacing``): every distance in it is smaller."""
+    return extent_diagonal(batch.probs.shape[2:], batch.spacing)
+
+
+def class_mean(values: Tensor, valid: Optional[Tensor]) -> Tensor:
+    """The mean of ``values`` ``(N, C, *S)`` per class over the non-ignored pixels: ``(C,)``."""
+    dims = (0,) + tuple(range(2, values.dim()))
+    if valid is None:
+        return values.mean(dim=dims)
+    kept = valid.to(values.dtype)
+    count = torch.broadcast_to(kept, values.shape).sum(dim=dims)
+    return (values * kept).sum(dim=dims) / count.clamp_min(1.0)
+
+
+def hard_error(batch: SpatialBatch) -> Tensor:
+    """``p - t`` per pixel, with ``q`` (exact) in place of ``1 - p`` where ``t == 1``."""
+    return torch.where(batch.target == 1, -batch.complement, batch.probs - batch.target)
+
+
+def reduce(losses: Tensor, options: BoundaryOptions, *, classes: Optional[Tensor], class_weights: Optional[Tensor]) -> Tensor:
+    """Check the per-class options against ``C`` and reduce ``(C,)`` losses (see :func:`reduce_class_losses`)."""
+    num_classes = losses.shape[-1]
+    if options.class_weights is not None:
+        _checks.check_class_count("class_weights", len(options.class_weights), num_classes)
+    _checks.check_class_indices(options.classes, num_classes)
+    if classes is None and options.classes is not None:
+        classes = torch.tensor(options.classes, dtype=torch.long, device=losses.device)
+    if class_weights is None and options.class_weights is not None:
+        class_weights = torch.tensor(options.class_weights, dtype=losses.dtype, device=losses.device)
+    return reduce_class_losses(losses, options.reduction, classes=classes, class_weights=class_weights)
