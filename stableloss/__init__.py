@@ -4,12 +4,15 @@ Every loss is a function and a thin class over it, for ``"binary"``, ``"multicla
 ``"multilabel"`` targets in 2D and 3D. The classes take the same leading arguments as
 ``segmentation_models_pytorch.losses``. Loss and gradient are finite for every finite or infinite
 input in float32, float16/bfloat16 autocast and plain half tensors; the loss is returned in
-float32 (float64 for float64 inputs, so ``gradcheck`` works).
+float32 (float64 for float64 inputs, so ``gradcheck`` works). Exact distance maps, distance- and
+contour-based losses and surface metrics (HD95, ASSD, surface Dice) come with them.
 """
 
 from stableloss._activation import LOGIT_LIMIT
-from stableloss._options import FocalOptions, RegionOptions
-from stableloss.combined import BoundaryAwareLoss, CombinedLoss, boundary_aware_loss
+from stableloss._options import BoundaryOptions, FocalOptions, RegionOptions
+from stableloss.boundary import BoundaryLoss, boundary_loss
+from stableloss.boundary_dou import BoundaryDoULoss, boundary_dou_loss
+from stableloss.combined import CombinedLoss
 from stableloss.dice import DiceLoss, dice_loss
 from stableloss.distance import (
     SignedDistanceTransform,
@@ -18,7 +21,10 @@ from stableloss.distance import (
     signed_distance_map,
 )
 from stableloss.focal import FocalLoss, focal_loss
+from stableloss.hausdorff import HausdorffDTLoss, hausdorff_dt_loss
+from stableloss.hybrid import BoundaryAwareLoss, boundary_aware_loss
 from stableloss.log_cosh import LogCoshDiceLoss, log_cosh_dice_loss
+from stableloss.schedule import ConstantSchedule, RebalanceSchedule
 from stableloss.surface import (
     average_surface_distance,
     hausdorff_distance,
@@ -27,26 +33,35 @@ from stableloss.surface import (
 )
 from stableloss.tversky import JaccardLoss, TverskyLoss, jaccard_loss, tversky_loss
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-__all__ = sorted([
+__all__ = [
     "BoundaryAwareLoss",
+    "BoundaryDoULoss",
+    "BoundaryLoss",
+    "BoundaryOptions",
     "CombinedLoss",
+    "ConstantSchedule",
     "DiceLoss",
-    "FocalOptions",
     "FocalLoss",
+    "FocalOptions",
+    "HausdorffDTLoss",
     "JaccardLoss",
     "LOGIT_LIMIT",
     "LogCoshDiceLoss",
+    "RebalanceSchedule",
     "RegionOptions",
     "SignedDistanceTransform",
     "TverskyLoss",
     "average_surface_distance",
     "boundary_aware_loss",
+    "boundary_dou_loss",
+    "boundary_loss",
     "dice_loss",
     "distance_transform_edt",
     "focal_loss",
     "hausdorff_distance",
+    "hausdorff_dt_loss",
     "jaccard_loss",
     "log_cosh_dice_loss",
     "normalized_surface_dice",
@@ -54,4 +69,4 @@ __all__ = sorted([
     "signed_distance_map",
     "surface_metrics",
     "tversky_loss",
-])
+]

@@ -169,3 +169,101 @@ def close(actual, expected, rtol, atol):
 
 
 LOG_COSH_ONE = math.log(math.cosh(1.0))
+
+
+# --- distance- and contour-based losses (float64, SciPy's exact EDT per image and channel) -------
+
+def _edt(mask, spacing):
+    from scipy import ndimage
+
+    return torch.from_numpy(ndimage.distance_transform_edt(mask.numpy(), sampling=spacing)).double()
+
+
+def signed_map_reference(mask, spacing=None, inside_shift=0.0, no_surface="bound"):
+    """Float64 signed maps of a bool (N, C, *S) mask with SciPy: +outside, -(inside - shift)."""
+    spatial = mask.shape[2:]
+    spacing = [1.0] * len(spatial) if spacing is None else ([float(spacing)] * len(spatial)
+                                                            if isinstance(spacing, (int, float)) else list(spacing))
+    bound = math.sqrt(sum((s * h) ** 2 for s, h in zip(spatial, spacing)))
+    out = torch.zeros(mask.shape, dtype=torch.float64)
+    for n in range(mask.shape[0]):
+        for c in range(mask.shape[1]):
+            m = mask[n, c]
+            if not m.any() or m.all():
+                value = 0.0 if no_surface == "zero" else (bound if not m.any() else inside_shift - bound)
+                out[n, c] = value
+                continue
+            out[n, c] = torch.where(m, inside_shift - _edt(m, spacing), _edt(~m, spacing))
+    return out, bound
+
+
+def _spatial_parts(logits, target, mode, ignore_index):
+    """Float64 probabilities p, complements q, one-hot targets (N, C, *S) and validity (N, C|1, *S)."""
+    probs, complement = _probs(logits, mode)
+    onehot, valid = _targets(target, mode, logits.shape[1], ignore_index)
+    shape = tuple(logits.shape)
+    onehot = onehot.reshape(shape)
+    valid = valid.reshape((shape[0], valid.shape[1]) + shape[2:])
+    return probs, complement, onehot, valid
+
+
+def _class_mean(values, valid):
+    dims = (0,) + tuple(range(2, values.dim()))
+    kept = torch.broadcast_to(valid, values.shape).double()
+    return (values * kept).sum(dims) / kept.sum(dims).clamp_min(1)
+
+
+def boundary_reference(logits, target, *, mode, spacing=None, normalize=False, inside_shift=0.0, no_surface="bound",
+                       ignore_index=None, classes=None, class_weights=None, reduction="mean", distance_map=None):
+    """Kervadec's boundary loss in float64: mean over pixels of p * phi, per class."""
+    probs, _, onehot, valid = _spatial_parts(logits, target, mode, ignore_index)
+    phi, bound = signed_map_reference(onehot > 0.5, spacing, inside_shift, no_surface)
+    if distance_map is not None:
+        phi = distance_map.double()
+    if normalize:
+        phi = phi / bound
+    return _reduce_classes(_class_mean(probs * phi, valid), classes, class_weights, reduction)
+
+
+def hausdorff_reference(logits, target, *, mode, alpha=2.0, threshold=0.5, spacing=None, normalize=False,
+                        no_surface="bound", ignore_index=None, classes=None, class_weights=None, reduction="mean"):
+    """Karimi and Salcudean's HD loss in float64: mean of (p - t)^2 (d_p^a + d_t^a), per class."""
+    probs, complement, onehot, valid = _spatial_parts(logits, target, mode, ignore_index)
+    d_t, bound = signed_map_reference(onehot > 0.5, spacing, 0.0, no_surface)
+    d_p, _ = signed_map_reference((probs > threshold) & valid, spacing, 0.0, no_surface)
+    weight = d_p.abs() ** alpha + d_t.abs() ** alpha
+    if normalize:
+        weight = weight / bound**alpha
+    error = torch.where(onehot == 1, complement, probs - onehot) ** 2
+    return _reduce_classes(_class_mean(error * weight, valid), classes, class_weights, reduction)
+
+
+def boundary_dou_reference(logits, target, *, mode, alpha_max=0.8, smooth=1e-5, ignore_empty=True, ignore_index=None,
+                           classes=None, class_weights=None, reduction="mean"):
+    """Sun et al.'s boundary DoU in float64, written after their reference code (cross-kernel boundary)."""
+    import torch.nn.functional as F
+
+    probs, complement, onehot, valid = _spatial_parts(logits, target, mode, ignore_index)
+    dims = (0,) + tuple(range(2, probs.dim()))
+    probs, onehot = probs * valid, onehot * valid
+    spatial = probs.dim() - 2
+    kernel = torch.zeros((3,) * spatial, dtype=torch.float64)
+    for axis in range(spatial):  # the cross: the centre and its face neighbours
+        index = [1] * spatial
+        for k in (0, 2):
+            index[axis] = k
+            kernel[tuple(index)] = 1.0
+    kernel[(1,) * spatial] = 1.0
+    conv = (F.conv1d, F.conv2d, F.conv3d)[spatial - 1]
+    flat = onehot.reshape((-1, 1) + onehot.shape[2:])
+    counts = conv(F.pad(flat, (1, 1) * spatial), kernel[None, None]).reshape(onehot.shape) * onehot
+    boundary = ((counts > 0) & (counts < 2 * spatial + 1)).double().sum(dims)
+    area = onehot.sum(dims)
+    alpha = torch.clamp(2 * (1 - (boundary + smooth) / (area + smooth)) - 1, max=alpha_max)
+    intersect = (probs * onehot).sum(dims)
+    error = (torch.where(onehot == 1, complement, probs - onehot) * valid) ** 2
+    difference = error.sum(dims)
+    loss = (difference + smooth) / (difference + smooth + (1 - alpha) * intersect)
+    if ignore_empty:
+        loss = torch.where(area == 0, 0.0, loss)
+    return _reduce_classes(loss, classes, class_weights, reduction)
