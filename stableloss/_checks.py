@@ -10,6 +10,7 @@ skipped while ``torch.compile`` traces the loss.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Optional, Union
 
@@ -71,6 +72,26 @@ def check_bool(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be a bool; received {type(value).__name__} {value!r}")
     return value
+
+
+def check_int(name: str, value: object, *, low: int) -> int:
+    """Return ``value`` as an int if it is an integer (not a bool) of at least ``low``, else raise naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= {low}; received {type(value).__name__} {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be an int >= {low}; received {value!r}")
+    return int(value)
+
+
+def check_choices(name: str, values: object, allowed: Sequence) -> tuple:
+    """Return ``values`` as a tuple if it is a non-empty sequence drawn from ``allowed``, else raise."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise TypeError(f"{name} must be a non-empty sequence of {tuple(allowed)}; received {values!r}")
+    values = tuple(values)
+    # compared by type too: True is not the spatial dim 1, and 1.0 is not the mode count 1
+    if not values or any(not any(type(v) is type(a) and v == a for a in allowed) for v in values):
+        raise ValueError(f"{name} must be a non-empty sequence of {tuple(allowed)}; received {list(values)}")
+    return values
 
 
 def check_ignore_index(ignore_index: object) -> Optional[int]:
