@@ -457,3 +457,17 @@ def test_strategies_draw_within_their_arguments():
         assert multilabel[1] == 1 and len(multilabel) == 5
 
     draws()
+
+
+def test_an_autocast_context_that_does_not_cast_fails_instead_of_passing(monkeypatch):
+    # torch < 2.2 disables CPU float16 autocast with a warning: that column would check nothing
+    import stableloss.testing._evaluate as engine
+
+    assert engine.autocast_applies("cpu", torch.bfloat16)
+    monkeypatch.setattr(engine, "autocast_applies", lambda device_type, dtype: False)
+    report = check_stability(_dice, mode="binary", quick=True, contexts=["fp16-autocast", "fp16"],
+                             scenarios=[("noise", 1.0)])
+    (cell,) = report.failures
+    assert cell.context == "fp16-autocast" and cell.failure.reason == "raised"
+    assert "torch.autocast('cpu', dtype=torch.float16) does not cast" in cell.failure.exception
+    assert "context 'fp16-autocast' was not checked" in cell.failure.exception

@@ -34,7 +34,9 @@ fallback, or a loss that returns float32 for float64 logits) is used, and said s
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -205,6 +207,20 @@ def reference_value(
     return None, None, "; ".join(problems)
 
 
+@functools.cache
+def autocast_applies(device_type: str, dtype: torch.dtype) -> bool:
+    """True when ``torch.autocast(device_type, dtype=dtype)`` really casts a matmul to ``dtype``.
+
+    torch before 2.2 *disables* CPU autocast for float16 with a warning instead of raising; a
+    context run that way would check nothing about autocast, so :func:`evaluate` fails it instead.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with torch.autocast(device_type, dtype=dtype):
+            a = torch.ones(2, 2, device=device_type)
+            return (a @ a).dtype == dtype
+
+
 def evaluate(
     loss: LossFn,
     example: Example,
@@ -244,8 +260,13 @@ def evaluate(
     logits, target = example.tensors(device) if tensors is None else tensors
     rounded, context_target = context_inputs(logits, target, context)
     dtype, autocast = CONTEXTS[context]
+    device_type = torch.device(device).type
+    if autocast and not autocast_applies(device_type, dtype):
+        return Outcome(example, context, tolerance=tolerance, exception=(
+            f"RuntimeError: torch.autocast({device_type!r}, dtype={dtype}) does not cast in torch {torch.__version__} "
+            f"(CPU float16 autocast needs torch >= 2.2): context {context!r} was not checked"))
     x = rounded.detach().clone().requires_grad_(True)
-    guard = torch.autocast(torch.device(device).type, dtype=dtype) if autocast else contextlib.nullcontext()
+    guard = torch.autocast(device_type, dtype=dtype) if autocast else contextlib.nullcontext()
     try:
         with guard:
             value = _scalar(loss(x, context_target))
