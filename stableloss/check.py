@@ -214,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--kwargs must be a JSON object; received {args.kwargs!r} ({exc})") from None
         if not isinstance(kwargs, dict):
             raise UsageError(f"--kwargs must be a JSON object; received {args.kwargs!r}")
+        if "mode" in kwargs:  # it would be overridden by --mode, or disagree with the targets built for it
+            raise UsageError(f"--kwargs must not hold 'mode' (give it as --mode); received {args.kwargs!r}")
         if args.time_budget is not None and not (math.isfinite(args.time_budget) and args.time_budget > 0):
             raise UsageError(f"--time-budget must be a positive number of seconds; received {args.time_budget!r}")
         if args.device == "cuda" and not torch.cuda.is_available():

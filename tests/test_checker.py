@@ -319,6 +319,7 @@ def test_cli_builds_classes_with_mode_and_kwargs():
     (["stableloss:FocalLoss", "--mode", "multiclass", "--kwargs", '{"alpha": [1, 2, 3], "class_weights": [1, 2]}'],
      ("error: per-class --kwargs disagree on the number of classes (alpha has 3, class_weights has 2 entries); "
      "pass --channels")),
+    (["stableloss:DiceLoss", "--kwargs", '{"mode": "multiclass"}'], "error: --kwargs must not hold 'mode'"),
     (["stableloss:DiceLoss", "--mode", "binray"], "argument --mode: invalid choice: 'binray'"),
     (["stableloss:DiceLoss", "--contexts", "fp8"], "error: --contexts must be a comma-separated subset"),
 ])

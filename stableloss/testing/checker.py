@@ -181,7 +181,8 @@ class StabilityReport:
         failing = self.failures
         if failing:
             out += ["", "Smallest failing example per failing cell:"]
-            out += [f"- {scenario_label(c.scenario)} / {c.context}: {c.failure.describe()}" for c in failing]
+            out += [f"- {scenario_label(c.scenario)} / {c.context}: {c.failure.describe()}"
+                    for c in failing if c.failure is not None]
         out += self._reference_notes()
         total = len(self.cells)
         summary = f"{total - len(failing) - len(incomplete)} of {total} cells hold, {len(failing)} fail"
