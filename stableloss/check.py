@@ -2,7 +2,8 @@
 
 Usage::
 
-    python -m stableloss.check MODULE:ATTR [--mode binary] [--kwargs JSON] [--device cpu|cuda] [--quick]
+    python -m stableloss.check MODULE:ATTR [--mode binary] [--kwargs JSON] [--channels C]
+                               [--device cpu|cuda] [--quick] [--contexts ...] [--time-budget S] [--seed N]
 
 ``MODULE:ATTR`` names the loss, e.g. ``segmentation_models_pytorch.losses:DiceLoss`` or
 ``stableloss:FocalLoss`` (``ATTR`` may be dotted). How it becomes a ``(logits, target) -> loss``
@@ -15,9 +16,15 @@ callable:
 - any other callable object is used as it is (``--kwargs`` must then be empty).
 
 ``--mode`` also chooses the targets: binary float masks ``(N, 1, *S)``, multiclass class indices
-``(N, *S)``, multilabel float masks ``(N, C, *S)``. The grid (see :mod:`stableloss.testing.checker`)
-is printed as a table. Exit status: 0 when every cell holds, 1 when a cell fails, 2 on a usage
-error (bad arguments, a module or attribute that cannot be imported, a constructor that fails).
+``(N, *S)``, multilabel float masks ``(N, C, *S)``. ``C`` is 1 for binary; otherwise ``--channels``,
+else the length of a per-class keyword (``alpha``, ``class_weights``, ``weight`` given as lists,
+looked up in nested objects too), else 3 (and more than the largest of ``classes``). The grid (see
+:mod:`stableloss.testing.checker`) is printed as a table.
+
+Exit status: 0 when every cell ran every example and held; 1 when a cell fails; 2 on a usage error
+(bad arguments, a module or attribute that cannot be imported, a constructor that fails, a keyword
+the loss does not take); 3 when nothing failed but the time budget ran out before every example ran
+(what did not run was not checked).
 """
 
 from __future__ import annotations
@@ -27,14 +34,17 @@ import functools
 import importlib
 import inspect
 import json
+import math
+import re
 import sys
-from typing import Callable, List, Optional
+from collections.abc import Callable
 
 import torch
 
 from stableloss._checks import MODES
+from stableloss.testing._data import Example
 from stableloss.testing._evaluate import CONTEXTS
-from stableloss.testing.checker import check_stability
+from stableloss.testing.checker import DEFAULT_CHANNELS, check_stability
 
 
 class UsageError(Exception):
@@ -66,7 +76,12 @@ def resolve(spec: str) -> object:
 
 
 def build_loss(obj: object, *, mode: str, kwargs: dict) -> Callable:
-    """Turn a class, function or callable into a ``(logits, target) -> loss`` callable (see module doc)."""
+    """Turn a class, function or callable into a ``(logits, target) -> loss`` callable (see module doc).
+
+    A keyword the class or function does not take is a :class:`UsageError`: for a class from its
+    constructor, for a function from its signature (``inspect.signature``, which honours a
+    generated ``__signature__``), bound to ``(logits, target, **options)`` before anything runs.
+    """
     if inspect.isclass(obj):
         options = dict(kwargs, mode=mode) if _takes_mode(obj) else dict(kwargs)
         try:
@@ -78,6 +93,15 @@ def build_loss(obj: object, *, mode: str, kwargs: dict) -> Callable:
         return instance
     if inspect.isfunction(obj) or inspect.isbuiltin(obj) or inspect.ismethod(obj):
         options = dict(kwargs, mode=mode) if _takes_mode(obj) else dict(kwargs)
+        try:
+            signature = inspect.signature(obj)
+        except (TypeError, ValueError):  # builtins without a signature: the first call decides
+            signature = None
+        if signature is not None:
+            try:
+                signature.bind(None, None, **options)
+            except TypeError as exc:
+                raise UsageError(f"cannot call {obj.__name__}(logits, target, **{options!r}): {exc}") from None
         return functools.partial(obj, **options) if options else obj
     if callable(obj):
         if kwargs:
@@ -86,24 +110,101 @@ def build_loss(obj: object, *, mode: str, kwargs: dict) -> Callable:
     raise UsageError(f"the attribute must be a loss class, function or callable; received {type(obj).__name__}")
 
 
-def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+PER_CLASS = ("alpha", "class_weights", "weight")
+"""Keywords that, given as a list, hold one entry per class (focal ``alpha``, MONAI's ``weight``)."""
+
+
+def infer_channels(kwargs: dict, mode: str) -> tuple[int | None, str]:
+    """The channel count the keyword arguments imply: ``(C, why)``, or ``(None, "")`` for the default.
+
+    Lists under :data:`PER_CLASS` names (at any depth of nested objects, such as
+    ``dice_options``) give ``C``; ``classes`` (class indices) needs ``C > max(classes)``. Raises
+    :class:`UsageError` when they disagree.
+    """
+    if mode == "binary":
+        return None, ""
+    lengths: dict = {}
+    indices: list = []
+
+    def visit(options: dict, prefix: str) -> None:
+        for key, value in options.items():
+            if isinstance(value, dict):
+                visit(value, f"{prefix}{key}.")
+            elif isinstance(value, list) and key in PER_CLASS:
+                lengths[prefix + key] = len(value)
+            elif isinstance(value, list) and key == "classes":
+                indices.extend(v for v in value if isinstance(v, int) and not isinstance(v, bool))
+
+    visit(kwargs, "")
+    if len(set(lengths.values())) > 1:
+        found = ", ".join(f"{k} has {n}" for k, n in lengths.items())
+        raise UsageError(f"per-class --kwargs disagree on the number of classes ({found} entries); "
+                         "pass --channels")
+    if lengths:
+        (name, channels), *_ = lengths.items()
+        if indices and max(indices) >= channels:
+            raise UsageError(f"--kwargs classes {indices} needs more than {max(indices)} channels but {name} has "
+                             f"{channels} entries (one per class); pass --channels")
+        return channels, f"from {name}"
+    if indices and max(indices) + 1 > DEFAULT_CHANNELS:
+        return max(indices) + 1, "from classes"
+    return None, ""
+
+
+def check_first_call(loss: Callable, kwargs: dict, *, mode: str, channels: int, device: str) -> None:
+    """Call the loss once on a small example: an unexpected keyword of ``kwargs`` there is a usage error.
+
+    Catches what signature binding cannot see (a ``**options`` function, a class that forwards its
+    keywords). Any other exception is left to the grid, which reports it as a failing cell.
+    """
+    names: set = set()
+
+    def visit(options: dict) -> None:
+        for key, value in options.items():
+            names.add(key)
+            if isinstance(value, dict):
+                visit(value)
+
+    visit(kwargs)
+    if not names:
+        return
+    logits, target = Example(mode, (1, channels, 8, 8), "blob", "noise", 1.0).tensors(device)
+    try:
+        with torch.no_grad():
+            loss(logits, target)
+    except TypeError as exc:
+        match = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        if match and match.group(1) in names:
+            raise UsageError(f"the loss does not take the --kwargs keyword {match.group(1)!r}: {exc}") from None
+    except Exception:  # noqa: BLE001, S110 - a genuine failure: the grid reports it
+        pass
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m stableloss.check",
         description="Run a segmentation loss over precision contexts (float32, fp16/bf16 autocast, plain "
-        "fp16/bf16 tensors) and input scenarios, print the grid; exit 1 if any cell fails.",
+        "fp16/bf16 tensors) and input scenarios, and print the grid.",
+        epilog="exit status: 0 every cell ran every example and held; 1 a cell failed; 2 usage error; "
+        "3 nothing failed but the time budget ran out before every example ran (not everything was checked).",
     )
     parser.add_argument("loss", help="MODULE:ATTR of a loss class, function or object, e.g. stableloss:DiceLoss")
     parser.add_argument("--mode", default="binary", choices=MODES, help="target mode (default: binary)")
     parser.add_argument("--kwargs", default="{}", help="JSON object of constructor/function keyword arguments")
+    parser.add_argument("--channels", type=int, default=None,
+                        help="C, the number of classes of multiclass/multilabel inputs (default: the length of a "
+                        f"per-class list in --kwargs such as alpha or class_weights, else {DEFAULT_CHANNELS})")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device (default: cpu)")
     parser.add_argument("--quick", action="store_true", help="small sizes only (a few seconds)")
     parser.add_argument("--contexts", default=None, help=f"comma-separated subset of {','.join(CONTEXTS)}")
-    parser.add_argument("--time-budget", type=float, default=None, help="seconds; larger sizes are skipped after it")
+    parser.add_argument("--time-budget", type=float, default=None,
+                        help="seconds (> 0); examples left when it runs out are skipped, and the run exits 3 "
+                        "(or 1 if a cell failed)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     return parser.parse_args(argv)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = parse_args(argv)
     try:
@@ -113,23 +214,35 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise UsageError(f"--kwargs must be a JSON object; received {args.kwargs!r} ({exc})") from None
         if not isinstance(kwargs, dict):
             raise UsageError(f"--kwargs must be a JSON object; received {args.kwargs!r}")
+        if "mode" in kwargs:  # it would be overridden by --mode, or disagree with the targets built for it
+            raise UsageError(f"--kwargs must not hold 'mode' (give it as --mode); received {args.kwargs!r}")
+        if args.time_budget is not None and not (math.isfinite(args.time_budget) and args.time_budget > 0):
+            raise UsageError(f"--time-budget must be a positive number of seconds; received {args.time_budget!r}")
         if args.device == "cuda" and not torch.cuda.is_available():
             raise UsageError("--device cuda was given but no CUDA device is available")
         contexts = None if args.contexts is None else [c.strip() for c in args.contexts.split(",") if c.strip()]
         if contexts is not None and (not contexts or any(c not in CONTEXTS for c in contexts)):
             raise UsageError(f"--contexts must be a comma-separated subset of {','.join(CONTEXTS)}; received {args.contexts!r}")
+        channels, why = (args.channels, "") if args.channels is not None else infer_channels(kwargs, args.mode)
+        low = {"binary": 1, "multiclass": 2, "multilabel": 1}[args.mode]
+        if channels is not None and (channels < low or (args.mode == "binary" and channels != 1)):
+            expected = "1" if args.mode == "binary" else f">= {low}"
+            raise UsageError(f"--channels must be {expected} with --mode {args.mode}; received {channels}"
+                             + (f" ({why} in --kwargs)" if why else ""))
         loss = build_loss(resolve(args.loss), mode=args.mode, kwargs=kwargs)
         if isinstance(loss, torch.nn.Module):
             loss = loss.to(args.device)
+        first_channels = channels or (1 if args.mode == "binary" else DEFAULT_CHANNELS)
+        check_first_call(loss, kwargs, mode=args.mode, channels=first_channels, device=args.device)
     except UsageError as exc:
         print(f"python -m stableloss.check: error: {exc}", file=sys.stderr)
         return 2
     shown = args.loss + (f" {json.dumps(kwargs)}" if kwargs else "")
     report = check_stability(loss, mode=args.mode, contexts=contexts, device=args.device, quick=args.quick,
-                             time_budget=args.time_budget, seed=args.seed,
+                             channels=channels, time_budget=args.time_budget, seed=args.seed,
                              title=f"stability of {shown}, mode={args.mode!r}" + (" (quick)" if args.quick else ""))
     print(report.table())
-    return 0 if report.ok else 1
+    return 1 if report.failures else 0 if report.ok else 3
 
 
 if __name__ == "__main__":

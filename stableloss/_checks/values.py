@@ -100,11 +100,23 @@ def check_bool(name: str, value: object) -> bool:
 def check_int(name: str, value: object, *, low: Optional[int] = None) -> int:
     """Return ``value`` as a Python int (NumPy integers and 0-d integer tensors too), not a bool."""
     value = _scalar(value)
+    expected = "an int" if low is None else f"an int >= {low}"
     if _is_bool(value) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int; received {_describe(value)}")
+        raise TypeError(f"{name} must be {expected}; received {_describe(value)}")
     if low is not None and value < low:
-        raise ValueError(f"{name} must be an int >= {low}; received {int(value)}")
+        raise ValueError(f"{name} must be {expected}; received {int(value)}")
     return int(value)
+
+
+def check_choices(name: str, values: object, allowed: Sequence) -> tuple:
+    """Return ``values`` as a tuple if it is a non-empty sequence drawn from ``allowed``, else raise."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise TypeError(f"{name} must be a non-empty sequence of {tuple(allowed)}; received {values!r}")
+    values = tuple(values)
+    # compared by type too: True is not the spatial dim 1, and 1.0 is not the mode count 1
+    if not values or any(not any(type(v) is type(a) and v == a for a in allowed) for v in values):
+        raise ValueError(f"{name} must be a non-empty sequence of {tuple(allowed)}; received {list(values)}")
+    return values
 
 
 def check_ignore_index(ignore_index: object) -> Optional[int]:

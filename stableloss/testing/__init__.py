@@ -12,7 +12,13 @@
 """
 
 from stableloss.testing._data import FP16_MAX, LOGIT_KINDS, MASK_KINDS, Example
-from stableloss.testing._evaluate import CONTEXTS, DEFAULT_TOLERANCE, REFERENCE_FLOOR, Outcome, evaluate
+from stableloss.testing._evaluate import (
+    CONTEXTS,
+    DEFAULT_TOLERANCE,
+    REFERENCE_FLOOR,
+    Outcome,
+    evaluate,
+)
 from stableloss.testing.checker import (
     QUICK_SIZES,
     SCENARIOS,
@@ -23,21 +29,21 @@ from stableloss.testing.checker import (
     check_stability,
 )
 
-__all__ = sorted([
+__all__ = [
     "CONTEXTS",
-    "Cell",
     "DEFAULT_TOLERANCE",
-    "Example",
     "FP16_MAX",
     "LOGIT_KINDS",
     "MASK_KINDS",
-    "Outcome",
     "QUICK_SIZES",
     "REFERENCE_FLOOR",
     "SCENARIOS",
     "SIZES",
+    "Cell",
+    "Example",
+    "Outcome",
     "StabilityReport",
     "assert_stable",
     "check_stability",
     "evaluate",
-])
+]

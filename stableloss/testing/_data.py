@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass
-from typing import Tuple
 
 import torch
 from torch import Tensor
@@ -49,7 +48,7 @@ class Example:
     """
 
     mode: str
-    shape: Tuple[int, ...]
+    shape: tuple[int, ...]
     mask: str
     logits: str
     scale: float
@@ -82,7 +81,7 @@ class Example:
         """Short text such as ``2x1x32x32 blob mask, wrong logits x1e+05``."""
         return f"{'x'.join(map(str, self.shape))} {self.mask} mask, {self.logits} logits x{self.scale:g}"
 
-    def tensors(self, device: torch.device | str = "cpu") -> Tuple[Tensor, Tensor]:
+    def tensors(self, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
         """The float32 logits ``(N, C, *S)`` and the target for :attr:`mode`.
 
         Targets: binary float32 ``(N, 1, *S)`` of 0/1; multiclass ``torch.long`` ``(N, *S)`` class
@@ -103,7 +102,7 @@ class Example:
         return logits.to(device), target.to(device)
 
 
-def make_masks(kind: str, shape: Tuple[int, ...], generator: torch.Generator) -> Tensor:
+def make_masks(kind: str, shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
     """A boolean foreground mask of ``shape`` ``(N, K, *S)``, one independent mask per ``(n, k)``."""
     n, k, *spatial = shape
     if kind == "empty":
