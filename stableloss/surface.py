@@ -89,8 +89,7 @@ def hausdorff_distance(
         Agrees with MONAI's ``compute_hausdorff_distance(..., include_background=True,
         percentile=q)`` on non-empty masks (tests/test_surface_monai.py).
     """
-    q = _checks.check_number("percentile", percentile, low=0.0, high=100.0) / 100.0
-    return surface_metrics(pred, target, percentile=q * 100.0, spacing=spacing, empty=empty,
+    return surface_metrics(pred, target, percentile=percentile, spacing=spacing, empty=empty,
                            validate_args=validate_args)["hausdorff"]
 
 
@@ -225,6 +224,7 @@ def surface_metrics(
     pred_b, target_b = _check_pair(pred, target, validate_args)
     spacing_t = _checks.check_spacing(spacing, pred_b.dim() - 2)
     _checks.check_choice("empty", empty, EMPTY)
+    directed = _checks.check_bool("directed", directed)
     q = None if percentile is None else _checks.check_number("percentile", percentile, low=0.0, high=100.0) / 100.0
     tau = None if tolerance is None else _tolerance(tolerance, pred_b.shape[1], pred_b.device)
     n, c = pred_b.shape[:2]
