@@ -26,6 +26,7 @@ mask: its interpolation computes ``inf - inf``.)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -289,10 +290,10 @@ def _surface_distances(pred: Tensor, target: Tensor, spacing: tuple[float, ...])
     """Surfaces and distance maps, flattened to ``(N*C, P)``: edges of pred and target, distance to
     the target's surface and distance to the prediction's surface (``inf`` where one is empty)."""
     edges_p, edges_t = surface_mask(pred), surface_mask(target)
-    rows = pred.shape[0] * pred.shape[1]
+    rows, pixels = pred.shape[0] * pred.shape[1], math.prod(pred.shape[2:])
     dist = distance_to_seeds(torch.cat([edges_t, edges_p]), spacing, backend="torch")
-    to_target, to_pred = dist.reshape(2, rows, -1).unbind(0)
-    return edges_p.reshape(rows, -1), edges_t.reshape(rows, -1), to_target, to_pred
+    to_target, to_pred = dist.reshape(2, rows, pixels).unbind(0)
+    return edges_p.reshape(rows, pixels), edges_t.reshape(rows, pixels), to_target, to_pred
 
 
 def _percentile(dist: Tensor, edges: Tensor, count: Tensor, q: float) -> Tensor:
