@@ -122,7 +122,9 @@ def _softmax_with_complement(logits: Tensor) -> Tuple[Tensor, Tensor]:
     after = exps.flip(1).cumsum(dim=1).flip(1).narrow(1, 1, exps.shape[1] - 1)  # classes > c, c < C-1
     zero = torch.zeros_like(exps.narrow(1, 0, 1))
     others = torch.cat([zero, before], dim=1) + torch.cat([after, zero], dim=1)
-    return exps / total, others / total
+    # The two partial sums can round above total - exp: q may not exceed 1, or a class with no
+    # target pixel would count a false negative of max(q - 1, 0) > 0 and stop being empty.
+    return exps / total, (others / total).clamp_max(1.0)
 
 
 def activation_backward(grad_probs: Tensor, probs: Tensor, complement: Tensor, activation: str) -> Tensor:

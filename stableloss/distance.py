@@ -258,7 +258,7 @@ class SignedDistanceTransform:
     ) -> None:
         self.spatial_dims = _spatial_dims(spacing, spatial_dims)
         self.spacing = None if spacing is None else _checks.check_spacing(spacing, self.spatial_dims)
-        self.num_classes = num_classes
+        self.num_classes = None if num_classes is None else _checks.check_num_classes(num_classes)
         self.ignore_index = _checks.check_ignore_index(ignore_index)
         self.inside_shift = _checks.check_number("inside_shift", inside_shift, low=0.0)
         self.no_surface = _checks.check_choice("no_surface", no_surface, NO_SURFACE)

@@ -26,6 +26,7 @@ mask: its interpolation computes ``inf - inf``.)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -89,8 +90,7 @@ def hausdorff_distance(
         Agrees with MONAI's ``compute_hausdorff_distance(..., include_background=True,
         percentile=q)`` on non-empty masks (tests/test_surface_monai.py).
     """
-    q = _checks.check_number("percentile", percentile, low=0.0, high=100.0) / 100.0
-    return surface_metrics(pred, target, percentile=q * 100.0, spacing=spacing, empty=empty,
+    return surface_metrics(pred, target, percentile=percentile, spacing=spacing, empty=empty,
                            validate_args=validate_args)["hausdorff"]
 
 
@@ -225,6 +225,7 @@ def surface_metrics(
     pred_b, target_b = _check_pair(pred, target, validate_args)
     spacing_t = _checks.check_spacing(spacing, pred_b.dim() - 2)
     _checks.check_choice("empty", empty, EMPTY)
+    directed = _checks.check_bool("directed", directed)
     q = None if percentile is None else _checks.check_number("percentile", percentile, low=0.0, high=100.0) / 100.0
     tau = None if tolerance is None else _tolerance(tolerance, pred_b.shape[1], pred_b.device)
     n, c = pred_b.shape[:2]
@@ -289,10 +290,10 @@ def _surface_distances(pred: Tensor, target: Tensor, spacing: tuple[float, ...])
     """Surfaces and distance maps, flattened to ``(N*C, P)``: edges of pred and target, distance to
     the target's surface and distance to the prediction's surface (``inf`` where one is empty)."""
     edges_p, edges_t = surface_mask(pred), surface_mask(target)
-    rows = pred.shape[0] * pred.shape[1]
+    rows, pixels = pred.shape[0] * pred.shape[1], math.prod(pred.shape[2:])
     dist = distance_to_seeds(torch.cat([edges_t, edges_p]), spacing, backend="torch")
-    to_target, to_pred = dist.reshape(2, rows, -1).unbind(0)
-    return edges_p.reshape(rows, -1), edges_t.reshape(rows, -1), to_target, to_pred
+    to_target, to_pred = dist.reshape(2, rows, pixels).unbind(0)
+    return edges_p.reshape(rows, pixels), edges_t.reshape(rows, pixels), to_target, to_pred
 
 
 def _percentile(dist: Tensor, edges: Tensor, count: Tensor, q: float) -> Tensor:

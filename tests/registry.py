@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
 import stableloss
+from stableloss.hybrid import DEFAULT_BOUNDARY, DEFAULT_BOUNDARY_OPTIONS, DEFAULT_BOUNDARY_WEIGHT
 from tests import reference
 
 MODES = ("binary", "multiclass", "multilabel")
@@ -18,12 +19,14 @@ MODES = ("binary", "multiclass", "multilabel")
 @dataclass(frozen=True)
 class LossInfo:
     name: str
-    cls: type
+    cls: Callable
     fn: Callable
     reference: Callable
     variants: List[Dict] = field(default_factory=lambda: [{}])
-    bounds: Tuple[float, Optional[float]] = (0.0, 1.0)
+    bounds: Tuple[Optional[float], Optional[float]] = (0.0, 1.0)
     overlap: bool = True  # a Dice-family loss (scores TP/FP/FN)
+    perfect_value: Optional[float] = 0.0  # the loss of a perfect prediction (None: not a constant)
+    perfect_atol: float = 1e-6
 
     def build(self, mode: str, **options):
         return self.cls(mode, **options)
@@ -32,13 +35,25 @@ class LossInfo:
         return self.fn(logits, target, mode=mode, **options)
 
 
-def _boundary_reference(logits, target, *, mode, dice_weight=0.7, focal_weight=0.3):
+def _seed_reference(logits, target, *, mode, dice_weight=0.7, focal_weight=0.3):
     return (dice_weight * reference.tversky_reference(logits, target, mode=mode)
             + focal_weight * reference.focal_reference(logits, target, mode=mode, gamma=2.0))
 
 
-def _boundary_class(mode, dice_weight=0.7, focal_weight=0.3):
-    return stableloss.BoundaryAwareLoss(mode, dice_weight=dice_weight, focal_weight=focal_weight)
+def _seed_class(mode, dice_weight=0.7, focal_weight=0.3):
+    return stableloss.BoundaryAwareLoss(mode, boundary=None, dice_weight=dice_weight, focal_weight=focal_weight)
+
+
+def _seed_function(logits, target, *, mode, **options):
+    return stableloss.boundary_aware_loss(logits, target, mode=mode, boundary=None, **options)
+
+
+def _hybrid_reference(logits, target, *, mode):
+    boundary = {"boundary": reference.boundary_reference, "hausdorff": reference.hausdorff_reference,
+                "dou": reference.boundary_dou_reference}[DEFAULT_BOUNDARY]
+    options = DEFAULT_BOUNDARY_OPTIONS[DEFAULT_BOUNDARY]
+    return (_seed_reference(logits, target, mode=mode)
+            + DEFAULT_BOUNDARY_WEIGHT * boundary(logits, target, mode=mode, **options))
 
 
 def _jaccard_reference(logits, target, **kw):
@@ -58,8 +73,18 @@ LOSSES = [
              bounds=(0.0, None), overlap=False),
     LossInfo("logcosh", stableloss.LogCoshDiceLoss, stableloss.log_cosh_dice_loss, reference.log_cosh_reference,
              bounds=(0.0, reference.LOG_COSH_ONE)),
-    LossInfo("boundary", _boundary_class, stableloss.boundary_aware_loss, _boundary_reference,
+    LossInfo("seed", _seed_class, _seed_function, _seed_reference,
              variants=[{}, {"dice_weight": 0.5, "focal_weight": 0.5}], bounds=(0.0, None), overlap=False),
+    LossInfo("boundary", stableloss.BoundaryLoss, stableloss.boundary_loss, reference.boundary_reference,
+             variants=[{}, {"normalize": True, "spacing": 0.7}, {"inside_shift": 1.0, "no_surface": "zero"}],
+             bounds=(None, None), overlap=False, perfect_value=None),
+    LossInfo("hausdorff", stableloss.HausdorffDTLoss, stableloss.hausdorff_dt_loss, reference.hausdorff_reference,
+             variants=[{}, {"alpha": 1.0, "normalize": True}, {"no_surface": "zero", "spacing": 1.5}],
+             bounds=(0.0, None), overlap=False),
+    LossInfo("dou", stableloss.BoundaryDoULoss, stableloss.boundary_dou_loss, reference.boundary_dou_reference,
+             variants=[{}, {"alpha_max": 0.5}], overlap=False, perfect_atol=1e-4),  # smooth = 1e-5 over >= 0.2 I
+    LossInfo("hybrid", stableloss.BoundaryAwareLoss, stableloss.boundary_aware_loss, _hybrid_reference,
+             bounds=(None, None), overlap=False, perfect_value=None),
 ]
 
 BY_NAME = {info.name: info for info in LOSSES}

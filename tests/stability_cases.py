@@ -30,7 +30,8 @@ _pairs, _ids = cases()
 ALL = [Case(name, info, options) for (info, options), name in zip(_pairs, _ids)]
 """Every registry loss and variant."""
 
-CORE_NAMES = ("dice-0", "tversky-0", "tversky-1", "tversky-2", "jaccard-0", "focal-0", "focal-1", "logcosh-0", "boundary-0")
+CORE_NAMES = ("dice-0", "tversky-0", "tversky-1", "tversky-2", "jaccard-0", "focal-0", "focal-1", "logcosh-0", "seed-0",
+              "boundary-0", "hausdorff-0", "dou-0", "hybrid-0")
 CORE = [case for case in ALL if case.name in CORE_NAMES]
 """One case per loss plus focal-Tversky gamma 0.75 and 2 and focal gamma 0.5 (the real-size tests)."""
 

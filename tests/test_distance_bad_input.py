@@ -135,3 +135,12 @@ def test_surface_metric_bad_input():
         stableloss.surface_metrics(MASK, MASK, empty="zero")
     with pytest.raises(TypeError, match=r"symmetric must be a bool; received str 'yes'"):
         stableloss.average_surface_distance(MASK, MASK, symmetric="yes")
+
+
+def test_transform_settings_are_checked_once_at_construction():
+    with pytest.raises(ValueError, match=r"num_classes must be an int >= 1; received 0"):
+        stableloss.SignedDistanceTransform(spatial_dims=2, num_classes=0)
+    with pytest.raises(ValueError, match=r"no_surface must be one of \('bound', 'zero'\); received 'none'"):
+        stableloss.SignedDistanceTransform(spatial_dims=2, no_surface="none")
+    with pytest.raises(ValueError, match=r"spacing must hold finite values > 0; received \[1\.0, -2\.0\]"):
+        stableloss.SignedDistanceTransform(spacing=(1.0, -2.0))

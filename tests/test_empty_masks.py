@@ -53,8 +53,27 @@ def test_focal_treats_an_empty_mask_as_ordinary_negatives(mode):
     assert losses[0] < losses[1] < losses[2]
 
 
-def test_boundary_aware_on_an_empty_mask_is_its_focal_part():
+def test_seed_recipe_on_an_empty_mask_is_its_focal_part():
     logits = torch.full((2, 1, 8, 8), 3.0)
     target = torch.zeros(2, 1, 8, 8)
-    hybrid = stableloss.BoundaryAwareLoss("binary")(logits, target)
+    hybrid = stableloss.BoundaryAwareLoss("binary", boundary=None)(logits, target)
     torch.testing.assert_close(hybrid, 0.3 * stableloss.focal_loss(logits, target, mode="binary", gamma=2.0))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("classes", [5, 6, 12])
+@pytest.mark.parametrize("scale", [10.0, 65504.0])
+def test_empty_classes_stay_empty_with_many_softmax_classes(dtype, classes, scale):
+    # The softmax complement of a class (the other classes' mass) can round above 1; an empty class
+    # then counted a false negative and scored 1 instead of being ignored.
+    from tests import reference
+
+    gen = torch.Generator().manual_seed(0)
+    logits = (torch.randn(1, classes, 4, 4, generator=gen, dtype=torch.float64) * scale).to(dtype)
+    target = torch.zeros(1, 4, 4, dtype=torch.long)
+    for fn in OVERLAP:
+        actual = fn(logits, target, mode="multiclass")
+        expected = (reference.log_cosh_reference if fn is stableloss.log_cosh_dice_loss
+                    else reference.tversky_reference)(logits, target, mode="multiclass")
+        assert reference.close(actual, expected, rtol=1e-4, atol=1e-6), (fn.__name__, actual.item(), expected.item())
+        assert fn(logits, target, mode="multiclass", classes=[1]).item() == 0.0

@@ -33,7 +33,7 @@ def test_a_nan_logit_gives_a_nan_loss(info, options, mode, where):
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("info,options", CASES, ids=IDS)
 def test_a_nan_logit_at_an_ignored_pixel_gives_a_nan_loss(info, options, mode):
-    if info.name == "boundary":
+    if info.name in ("seed", "hybrid"):
         pytest.skip("the hybrid takes ignore_index through its parts' options")
     logits, target = make_case(mode, seed=61)
     target = target.clone()

@@ -152,3 +152,9 @@ def test_surface_mask_is_scipy_erosion_edge():
         want = np.stack([m ^ ndimage.binary_erosion(m) for m in mask[:, 0]])[:, None]
         from stableloss.surface import surface_mask
         np.testing.assert_array_equal(surface_mask(torch.from_numpy(mask)).numpy(), want)
+
+
+def test_empty_batch_and_zero_sized_inputs_do_not_crash():
+    for shape in [(0, 1, 4, 4), (2, 0, 4, 4), (2, 1, 0, 4)]:
+        out = stableloss.surface_metrics(torch.zeros(shape), torch.zeros(shape), tolerance=1.0)
+        assert all(value.shape == shape[:2] for value in out.values())

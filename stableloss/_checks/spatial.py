@@ -61,9 +61,14 @@ def check_binary(name: str, value: Tensor, *, validate_args: bool) -> Tensor:
     return value != 0
 
 
+def check_num_classes(num_classes: object) -> int:
+    """``num_classes``: an int >= 1."""
+    return check_int("num_classes", num_classes, low=1)
+
+
 def check_labels(labels: object, num_classes: object, ignore_index: Optional[int], *, validate_args: bool) -> int:
     """Class-index maps ``(N, *S)`` for :func:`~stableloss.signed_distance_map` with ``num_classes``."""
-    num_classes = check_int("num_classes", num_classes, low=1)
+    num_classes = check_num_classes(num_classes)
     if not isinstance(labels, Tensor):
         raise TypeError(f"target must be a torch.Tensor; received {type(labels).__name__}")
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
