@@ -304,6 +304,11 @@ def _resolve_backend(backend: object, tensor: Tensor) -> str:
     backend = _checks.check_choice("backend", backend, _checks.BACKENDS)
     if backend == "torch":
         return "torch"
+    if _traced(tensor):  # torch.compile or a torch.func transform: no NumPy round trip
+        if backend == "scipy":
+            raise ValueError("backend='scipy' cannot run under torch.compile or a torch.func transform (no NumPy "
+                             "data there); use backend='torch' or 'auto'")
+        return "torch"
     if tensor.device.type != "cpu":
         if backend == "scipy":
             raise ValueError(
@@ -319,6 +324,11 @@ def _resolve_backend(backend: object, tensor: Tensor) -> str:
             "(or use backend='torch')"
         )
     return "torch"
+
+
+def _traced(tensor: Tensor) -> bool:
+    """Whether ``tensor`` has no NumPy-readable data: under ``torch.compile`` or a ``torch.func`` transform."""
+    return _checks.is_compiling() or bool(torch._C._functorch.is_functorch_wrapped_tensor(tensor))
 
 
 def _scipy_available() -> bool:

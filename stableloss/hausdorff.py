@@ -93,9 +93,9 @@ def hausdorff_from_options(input: Tensor, target: Tensor, options: BoundaryOptio
             predicted &= batch.valid
         predicted_distance = signed_distance_map(predicted, spacing=batch.spacing, no_surface=options.no_surface,
                                                  backend=options.backend, validate_args=False).abs()
-        weight = predicted_distance.to(batch.probs.dtype).pow_(options.alpha).add_(target_distance.pow(options.alpha))
+        weight = predicted_distance.to(batch.probs.dtype).pow(options.alpha) + target_distance.pow(options.alpha)
         if options.normalize:
-            weight.div_(_spatial.normalizer(batch) ** options.alpha)
+            weight = weight / _spatial.normalizer(batch) ** options.alpha
     losses = _spatial.class_mean(_spatial.hard_error(batch).square() * weight, batch.valid)
     return _spatial.reduce(losses, options, classes=classes, class_weights=class_weights)
 

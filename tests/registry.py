@@ -27,6 +27,7 @@ class LossInfo:
     overlap: bool = True  # a Dice-family loss (scores TP/FP/FN)
     perfect_value: Optional[float] = 0.0  # the loss of a perfect prediction (None: not a constant)
     perfect_atol: float = 1e-6
+    vmap: bool = True  # torch.func.vmap over the logits is supported
 
     def build(self, mode: str, **options):
         return self.cls(mode, **options)
@@ -80,7 +81,7 @@ LOSSES = [
              bounds=(None, None), overlap=False, perfect_value=None),
     LossInfo("hausdorff", stableloss.HausdorffDTLoss, stableloss.hausdorff_dt_loss, reference.hausdorff_reference,
              variants=[{}, {"alpha": 1.0, "normalize": True}, {"no_surface": "zero", "spacing": 1.5}],
-             bounds=(0.0, None), overlap=False),
+             bounds=(0.0, None), overlap=False, vmap=False),  # the predicted mask's EDT branches on its data
     LossInfo("dou", stableloss.BoundaryDoULoss, stableloss.boundary_dou_loss, reference.boundary_dou_reference,
              variants=[{}, {"alpha_max": 0.5}], overlap=False, perfect_atol=1e-4),  # smooth = 1e-5 over >= 0.2 I
     LossInfo("hybrid", stableloss.BoundaryAwareLoss, stableloss.boundary_aware_loss, _hybrid_reference,

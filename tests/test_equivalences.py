@@ -68,13 +68,14 @@ def test_log_cosh_unit_gradient_is_tanh():
     torch.testing.assert_close(x.grad, torch.tanh(x.detach()), rtol=1e-6, atol=1e-7)
 
 
-def test_boundary_aware_is_weighted_dice_plus_focal():
+def test_seed_recipe_is_exactly_weighted_dice_plus_focal():
     for mode in MODES:
         logits, target = make_case(mode, seed=16)
-        hybrid = stableloss.BoundaryAwareLoss(mode)(logits, target)
+        seed = stableloss.BoundaryAwareLoss(mode, boundary=None)(logits, target)
         expected = 0.7 * stableloss.dice_loss(logits, target, mode=mode) + 0.3 * stableloss.focal_loss(logits, target, mode=mode, gamma=2.0)
-        torch.testing.assert_close(hybrid, expected, rtol=1e-6, atol=1e-7)
-        torch.testing.assert_close(stableloss.boundary_aware_loss(logits, target, mode=mode), expected, rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(seed, expected, rtol=0, atol=0)
+        torch.testing.assert_close(stableloss.boundary_aware_loss(logits, target, mode=mode, boundary=None), expected,
+                                   rtol=0, atol=0)
 
 
 def test_combined_loss_components_and_weights():
@@ -106,7 +107,7 @@ def test_compile_fullgraph_equals_eager(info, options, mode):
 
 def test_compile_with_inductor_equals_eager():
     logits, target = make_case("binary", seed=19, spatial=(32, 32))
-    loss = stableloss.BoundaryAwareLoss("binary")
+    loss = stableloss.BoundaryAwareLoss("binary", boundary=None)
     torch._dynamo.reset()
     compiled = torch.compile(loss, fullgraph=True)
     torch.testing.assert_close(compiled(logits, target), loss(logits, target), rtol=1e-5, atol=1e-6)

@@ -66,8 +66,11 @@ def check_number(
 ) -> float:
     """Return ``value`` as a Python float after checking its type, finiteness and range.
 
-    Accepts Python and NumPy real numbers and 0-d real tensors; not bools.
+    Accepts Python and NumPy real numbers and 0-d real tensors; not bools. While ``torch.compile``
+    traces, the value is returned unchecked: it may be symbolic (settings are checked when built).
     """
+    if is_compiling():
+        return value  # type: ignore[return-value]
     value = _scalar(value)
     if _is_bool(value) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number; received {_describe(value)}")
