@@ -24,6 +24,7 @@ from typing import NamedTuple, Optional, Tuple
 import torch
 from torch import Tensor
 
+from stableloss import _fused
 from stableloss._activation import compute_dtype, saturate
 
 
@@ -203,8 +204,10 @@ def overlap_statistics(
     """
     activation = "identity" if not from_logits else ("softmax" if mode == "multiclass" else "sigmoid")
     flat = input.reshape(input.shape[0], input.shape[1], -1)
-    dims = (2,) if per_image else (0, 2)
-    sums = _OverlapSums.apply(flat, target, valid, activation, dims)
+    if activation == "sigmoid":  # fused Triton kernels for CUDA tensors, else _OverlapSums (stableloss._fused)
+        sums = _fused.overlap_sums(flat, target, valid, per_image)
+    else:
+        sums = _OverlapSums.apply(flat, target, valid, activation, (2,) if per_image else (0, 2))
     if global_batch:
         sums = all_reduce_sums(sums)
     return Overlap(*sums.unbind(0))

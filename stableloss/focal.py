@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stableloss import _checks
+from stableloss import _checks, _fused
 from stableloss._activation import TINY_LOSS, compute_dtype, logits_from_probabilities, saturate
 from stableloss._overlap import flatten_target
 from stableloss._reduction import check_reduction, reduce_loss
@@ -206,6 +206,12 @@ def _sigmoid_focal(logits, target, *, mode, alpha, gamma, ignore_index, eps, red
     flat_logits = logits.reshape(batch, num_classes, -1)
     flat_target, valid = flatten_target(target, mode=mode, num_classes=num_classes, ignore_index=ignore_index,
                                         dtype=compute_dtype(logits.dtype))
+    if not normalized and reduction != "none" and _fused.use_fused(flat_logits):  # one Triton read per pass
+        class_sum, count = _fused.sigmoid_focal_sums(flat_logits, flat_target, valid, gamma=gamma, alpha=alpha,
+                                                     reduced_threshold=reduced_threshold, fused=True)
+        if reduction == "sum":
+            return reduce_loss(class_sum, "sum", weights)
+        return reduce_loss(class_sum / count.clamp_min(1.0), "mean", weights)
     weight = None
     if isinstance(alpha, Tensor):
         weight = alpha.view(1, num_classes, 1)

@@ -307,3 +307,66 @@ def test_triton_kernels_compile_for_cuda_sm90():
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(report) == 2 * len(COMPILED_VARIANTS)
     assert not any(approx_log for _, _, approx_log in report)  # accurate libdevice logs, not lg2.approx
+
+
+E2E_IDS = ("dice-0", "dice-3", "tversky-1", "jaccard-0", "focal-1", "focal-3", "logcosh-0", "boundary-0")
+
+
+def _e2e_cases():
+    from tests.registry import cases
+
+    all_cases, ids = cases()
+    return [case for case, name in zip(all_cases, ids) if name in E2E_IDS], [i for i in ids if i in E2E_IDS]
+
+
+E2E_CASES, E2E_NAMES = _e2e_cases()
+
+
+def _loss_and_grad(call, logits, target, monkeypatch, setting):
+    """Loss and gradient with ``STABLELOSS_FUSED=setting``, checking which path ran."""
+    from stableloss._fused import _kernels
+
+    launches = []
+    forward = _kernels.forward
+    monkeypatch.setattr(_kernels, "forward", lambda *args, **kw: launches.append(1) or forward(*args, **kw))
+    monkeypatch.setenv(_fused.ENV_VAR, setting)
+    x = logits.detach().clone().requires_grad_()
+    loss = call(x, target)
+    loss.backward()
+    monkeypatch.setattr(_kernels, "forward", forward)
+    assert bool(launches) == (setting == "1")
+    return loss.detach(), x.grad
+
+
+@pytest.mark.parametrize("mode", ["binary", "multilabel"])
+@pytest.mark.parametrize("info,options", E2E_CASES, ids=E2E_NAMES)
+def test_triton_losses_end_to_end_match_eager(info, options, mode, monkeypatch):
+    """The public losses with STABLELOSS_FUSED=1 (their sigmoid sums fused) against STABLELOSS_FUSED=0."""
+    from tests.inputs import make_case
+
+    logits, target = make_case(mode, seed=7, spatial=(5, 6), batch=2)
+    logits, target = logits.to(DEVICE), target.to(DEVICE)
+    call = lambda x, t: info.call(x, t, mode, **options)
+    fused = _loss_and_grad(call, logits, target, monkeypatch, "1")
+    eager = _loss_and_grad(call, logits, target, monkeypatch, "0")
+    torch.testing.assert_close(fused[0], eager[0], rtol=1e-6, atol=1e-7)
+    assert relative(fused[1], eager[1]) <= 1e-6
+
+
+@pytest.mark.parametrize("name", ["dice_loss", "focal_loss", "boundary_aware_loss"])
+def test_triton_losses_with_ignore_index_and_fp16_infinite_logits_end_to_end(name, monkeypatch):
+    import stableloss
+
+    gen = torch.Generator().manual_seed(8)
+    target = (torch.rand(2, 1, 6, 7, generator=gen) > 0.5).float()
+    target[0, 0, :2] = -1  # ignore_index
+    logits = (torch.randn(2, 1, 6, 7, generator=gen) * 4e4).half()  # ~30% overflow to +-inf
+    logits, target = logits.to(DEVICE), target.to(DEVICE)
+    options = {"dice_options": {"ignore_index": -1}, "focal_options": {"ignore_index": -1}} if name.startswith(
+        "boundary") else {"ignore_index": -1}
+    call = lambda x, t: getattr(stableloss, name)(x, t, mode="binary", **options)
+    fused = _loss_and_grad(call, logits, target, monkeypatch, "1")
+    eager = _loss_and_grad(call, logits, target, monkeypatch, "0")
+    assert torch.isinf(logits).any() and torch.isfinite(fused[0]) and torch.isfinite(fused[1]).all()
+    torch.testing.assert_close(fused[0], eager[0], rtol=1e-6, atol=1e-7)
+    assert not fused[1][0, 0, :2].any()  # ignored pixels get no gradient
