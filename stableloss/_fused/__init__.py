@@ -90,7 +90,8 @@ def use_fused(logits: Tensor, fused: bool | None = None) -> bool:
             return False
         return _runnable(logits) if setting == "1" else logits.is_cuda and _TRITON_INSTALLED
     if fused and not _runnable(logits):
-        why = "Triton is not installed" if not _TRITON_INSTALLED else f"the tensor is on {logits.device.type} and TRITON_INTERPRET is not 1"
+        why = ("Triton is not installed" if not _TRITON_INSTALLED
+               else f"the tensor is on {logits.device.type} and TRITON_INTERPRET is not 1")
         raise ValueError(f"fused=True needs Triton and a CUDA tensor (or TRITON_INTERPRET=1 for CPU tensors); {why}")
     if fused and logits.dtype not in _FLOATS:
         raise ValueError(f"fused=True needs float16, bfloat16, float32 or float64 logits; received {logits.dtype}")
@@ -178,7 +179,8 @@ def sigmoid_focal_sums(flat_logits: Tensor, target: Tensor, valid: Tensor | None
         sums = fused_sums(flat_logits, target, valid, alpha_tensor, False, True, float(gamma),
                                                  alpha_scalar, reduced_threshold)
         return sums if per_image else sums.sum(dim=1)
-    return _eager_focal_sums(flat_logits, target, valid, alpha_tensor, alpha_scalar, gamma, reduced_threshold, per_image)
+    return _eager_focal_sums(flat_logits, target, valid, alpha_tensor, alpha_scalar, gamma, reduced_threshold,
+                             per_image)
 
 
 def overlap_focal_sums(flat_logits: Tensor, target: Tensor, valid: Tensor | None = None, *, gamma: float = 2.0,
@@ -201,7 +203,8 @@ def overlap_focal_sums(flat_logits: Tensor, target: Tensor, valid: Tensor | None
                                                  alpha_scalar, reduced_threshold)
         return sums if per_image else sums.sum(dim=1)
     overlap = overlap_sums(flat_logits, target, valid, per_image, fused=False)
-    focal = _eager_focal_sums(flat_logits, target, valid, alpha_tensor, alpha_scalar, gamma, reduced_threshold, per_image)
+    focal = _eager_focal_sums(flat_logits, target, valid, alpha_tensor, alpha_scalar, gamma, reduced_threshold,
+                              per_image)
     return torch.cat([overlap, focal])
 
 
@@ -216,7 +219,8 @@ def _eager_focal_sums(logits: Tensor, target: Tensor, valid: Tensor | None, alph
         weight = target * (2.0 * alpha_scalar - 1.0) + (1.0 - alpha_scalar)
     if valid is not None:
         weight = valid.to(target.dtype) if weight is None else weight * valid
-    loss = _sigmoid_focal.sigmoid_focal_terms(logits, target, gamma=gamma, reduced_threshold=reduced_threshold, weight=weight)
+    loss = _sigmoid_focal.sigmoid_focal_terms(logits, target, gamma=gamma, reduced_threshold=reduced_threshold,
+                                              weight=weight)
     dims = (2,) if per_image else (0, 2)
     total = loss.sum(dim=dims)
     if valid is None:

@@ -115,7 +115,8 @@ class _SigmoidSums(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(logits, target, valid, alpha, overlap, focal, gamma, alpha_scalar, reduced_threshold):  # type: ignore[override]
+    def forward(logits, target, valid, alpha, overlap, focal, gamma, alpha_scalar,  # type: ignore[override]
+                reduced_threshold):
         return torch.ops.stableloss.sigmoid_sums(logits, target, valid, alpha, overlap, focal, gamma, alpha_scalar,
                                                  reduced_threshold)
 
