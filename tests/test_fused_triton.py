@@ -370,3 +370,31 @@ def test_triton_losses_with_ignore_index_and_fp16_infinite_logits_end_to_end(nam
     assert torch.isinf(logits).any() and torch.isfinite(fused[0]) and torch.isfinite(fused[1]).all()
     torch.testing.assert_close(fused[0], eager[0], rtol=1e-6, atol=1e-7)
     assert not fused[1][0, 0, :2].any()  # ignored pixels get no gradient
+
+
+@pytest.mark.slow
+def test_triton_bench_speed_cuda_rows_run_on_cpu(tmp_path):
+    """bench/speed.py's CUDA comparison (fused sources, compiled smp, U-Net step) runs end to end on CPU."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("segmentation_models_pytorch")
+    root = Path(__file__).resolve().parents[1]
+    sources = "stableloss-eager,stableloss-fused,fused-1read,smp,smp-compiled"
+    command = [sys.executable, str(root / "bench" / "speed.py"), "--device", "cpu", "--shape", "2x1x32x32",
+               "--precisions", "float32", "--losses", "dice,hybrid", "--sources", sources,
+               "--compile-backend", "aot_eager", "--unet", "--repeats", "1", "--warmup", "0", "--out", str(tmp_path)]
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(root))
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env, cwd=root, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    rows = json.loads((tmp_path / "speed.json").read_text())["rows"]
+    loss_rows = {row["impl"]: row for row in rows if "table" not in row}
+    step_rows = {row["impl"]: row for row in rows if row.get("table") == "unet_step"}
+    expected = {f"{source}:{loss}" for source in sources.split(",") for loss in ("dice", "hybrid")}
+    expected.discard("fused-1read:dice")
+    assert expected <= set(loss_rows) and expected <= set(step_rows)
+    assert all(row["finite"] and row["x_floor"] > 0 and row["peak_MiB"] > 0 for row in loss_rows.values())
+    assert all(row["step_ms"] > 0 and row["loss_share"] < 1 for row in step_rows.values())
