@@ -398,3 +398,13 @@ def test_triton_bench_speed_cuda_rows_run_on_cpu(tmp_path):
     assert expected <= set(loss_rows) and expected <= set(step_rows)
     assert all(row["finite"] and row["x_floor"] > 0 and row["peak_MiB"] > 0 for row in loss_rows.values())
     assert all(row["step_ms"] > 0 and row["loss_share"] < 1 for row in step_rows.values())
+
+
+def test_triton_tiny_counts_keep_float32_relative_precision_near_a_perfect_prediction():
+    """FN and FP of a near-perfect prediction are sums of terms near 1e-13; focal's of terms near 1e-40."""
+    target = (torch.rand(2, 1, 50, generator=torch.Generator().manual_seed(9)) > 0.5).double()
+    logits = (torch.where(target > 0, 30.0, -30.0) + torch.linspace(-1, 1, 50, dtype=torch.float64)).float().double()
+    exact = _fused.overlap_focal_sums(logits, target, gamma=2.0, fused=False)  # float64, the same rounded logits
+    fused = _fused.overlap_focal_sums(logits.float().to(DEVICE), target.float().to(DEVICE), gamma=2.0, fused=True)
+    assert 0 < exact[1].item() < 1e-10 and 0 < exact[3].item() < 1e-30
+    torch.testing.assert_close(fused.cpu().double(), exact, rtol=1e-6, atol=0.0)

@@ -26,6 +26,7 @@ Note:
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -345,6 +346,11 @@ def _layout(rows: int, size: int, device: torch.device) -> tuple[int, int, int]:
     return block, chunk, triton.cdiv(size, chunk)
 
 
+def _on(device: torch.device):
+    """Launch on the tensors' GPU (Triton launches on the current device), or nowhere in particular on CPU."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
 def _strides(tensor: Tensor, shape) -> tuple[Tensor, tuple[int, ...]]:
     view = torch.broadcast_to(tensor, shape)
     if view.dtype == torch.bool:
@@ -371,12 +377,13 @@ def forward(logits: Tensor, target: Tensor, valid: Tensor | None, alpha: Tensor 
     alpha_arg = alpha.to(acc).contiguous() if alpha is not None else logits
     out = torch.empty((3 * overlap + 2 * focal, rows, parts), dtype=acc, device=logits.device)
     opts = _options(gamma, alpha, alpha_scalar, threshold)
-    _forward_kernel[(rows, parts)](
-        logits, target, mask, alpha_arg, out, classes, size, chunk, parts, rows,
-        *logits.stride(), *t_strides, *v_strides, *opts["scalars"],
-        HAS_VALID=valid is not None, OVERLAP=overlap, FOCAL=focal, ALPHA=opts["ALPHA"], GAMMA=opts["GAMMA"],
-        THRESHOLD=opts["THRESHOLD"], BLOCK=block,
-    )
+    with _on(logits.device):
+        _forward_kernel[(rows, parts)](
+            logits, target, mask, alpha_arg, out, classes, size, chunk, parts, rows,
+            *logits.stride(), *t_strides, *v_strides, *opts["scalars"],
+            HAS_VALID=valid is not None, OVERLAP=overlap, FOCAL=focal, ALPHA=opts["ALPHA"], GAMMA=opts["GAMMA"],
+            THRESHOLD=opts["THRESHOLD"], BLOCK=block,
+        )
     return out.sum(dim=2).view(-1, batch, classes)
 
 
@@ -396,10 +403,11 @@ def backward(grad: Tensor, logits: Tensor, target: Tensor, valid: Tensor | None,
     grad_input = torch.empty(logits.shape if want_input else (0,), dtype=input_dtype, device=logits.device)
     grad_target = torch.empty(logits.shape if want_target else (0,), dtype=target.dtype, device=logits.device)
     opts = _options(gamma, alpha, alpha_scalar, threshold)
-    _backward_kernel[(rows, parts)](
-        grad.contiguous(), logits, target_view, mask, alpha_arg, grad_input, grad_target, classes, size, chunk, rows,
-        *logits.stride(), *t_strides, *v_strides, *opts["scalars"],
-        HAS_VALID=valid is not None, OVERLAP=overlap, FOCAL=focal, ALPHA=opts["ALPHA"], GAMMA=opts["GAMMA"],
-        THRESHOLD=opts["THRESHOLD"], WANT_X=want_input, WANT_T=want_target, BLOCK=block,
-    )
+    with _on(logits.device):
+        _backward_kernel[(rows, parts)](
+            grad.contiguous(), logits, target_view, mask, alpha_arg, grad_input, grad_target, classes, size, chunk,
+            rows, *logits.stride(), *t_strides, *v_strides, *opts["scalars"],
+            HAS_VALID=valid is not None, OVERLAP=overlap, FOCAL=focal, ALPHA=opts["ALPHA"], GAMMA=opts["GAMMA"],
+            THRESHOLD=opts["THRESHOLD"], WANT_X=want_input, WANT_T=want_target, BLOCK=block,
+        )
     return grad_input.to(logits.dtype), grad_target
