@@ -324,16 +324,16 @@ E2E_CASES, E2E_NAMES = _e2e_cases()
 
 def _loss_and_grad(call, logits, target, monkeypatch, setting):
     """Loss and gradient with ``STABLELOSS_FUSED=setting``, checking which path ran."""
-    from stableloss._fused import _kernels
+    from stableloss._fused import _launch
 
     launches = []
-    forward = _kernels.forward
-    monkeypatch.setattr(_kernels, "forward", lambda *args, **kw: launches.append(1) or forward(*args, **kw))
+    forward = _launch.forward
+    monkeypatch.setattr(_launch, "forward", lambda *args, **kw: launches.append(1) or forward(*args, **kw))
     monkeypatch.setenv(_fused.ENV_VAR, setting)
     x = logits.detach().clone().requires_grad_()
     loss = call(x, target)
     loss.backward()
-    monkeypatch.setattr(_kernels, "forward", forward)
+    monkeypatch.setattr(_launch, "forward", forward)
     assert bool(launches) == (setting == "1")
     return loss.detach(), x.grad
 

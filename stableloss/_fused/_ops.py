@@ -3,7 +3,7 @@
 ``stableloss::sigmoid_sums`` returns ``(K, N, C)`` per-image sums of the enabled quantities (``K = 3``
 for the overlap counts TP, FP, FN; ``2`` for the focal loss sum and the count of valid elements;
 ``5`` for both, in that order). ``stableloss::sigmoid_sums_backward`` is its backward pass. Both
-launch Triton kernels (:mod:`stableloss._fused._kernels`, imported on first use); registering them
+launch Triton kernels (:mod:`stableloss._fused._launch`, imported on first use); registering them
 as custom ops lets ``torch.compile`` (``fullgraph=True``), ``torch.func`` and ``torch.library.opcheck``
 treat them as single opaque operations.
 
@@ -39,9 +39,9 @@ def sigmoid_sums(
     reduced_threshold: float | None,
 ) -> Tensor:
     """Per-image sums ``(K, N, C)``; see the module docstring and :mod:`stableloss._fused._kernels`."""
-    from stableloss._fused import _kernels
+    from stableloss._fused import _launch
 
-    return _kernels.forward(logits, target, valid, alpha, overlap, focal, gamma, alpha_scalar, reduced_threshold,
+    return _launch.forward(logits, target, valid, alpha, overlap, focal, gamma, alpha_scalar, reduced_threshold,
                             acc=compute_dtype(logits.dtype))
 
 
@@ -67,9 +67,9 @@ def sigmoid_sums_backward(
     want_target: bool,
 ) -> tuple[Tensor, Tensor]:
     """``(grad_logits, grad_target)``; each is an empty tensor when not wanted."""
-    from stableloss._fused import _kernels
+    from stableloss._fused import _launch
 
-    return _kernels.backward(grad.to(compute_dtype(logits.dtype)), logits, target, valid, alpha, overlap, focal, gamma,
+    return _launch.backward(grad.to(compute_dtype(logits.dtype)), logits, target, valid, alpha, overlap, focal, gamma,
                              alpha_scalar, reduced_threshold, want_input, want_target)
 
 
