@@ -28,11 +28,14 @@ from torch import Tensor
 # modules, not names: _overlap may import this package
 from stableloss import _overlap, _sigmoid_focal
 from stableloss._activation import compute_dtype
-from stableloss._fused._ops import fused_sums
+
+# torch.library.custom_op and register_autograd arrived in torch 2.4; older torch keeps the eager path.
+_CUSTOM_OPS = hasattr(torch.library, "custom_op") and hasattr(torch.library, "register_autograd")
+if _CUSTOM_OPS:
+    from stableloss._fused._ops import fused_sums
 
 ENV_VAR = "STABLELOSS_FUSED"
 Alpha = float | Tensor | None
-
 
 
 def _find_triton() -> bool:
@@ -42,12 +45,12 @@ def _find_triton() -> bool:
         return False
 
 
-_TRITON_INSTALLED = _find_triton()
+_TRITON_INSTALLED = _CUSTOM_OPS and _find_triton()
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def triton_installed() -> bool:
-    """Whether the ``triton`` package is installed (it is not imported here)."""
+    """Whether the ``triton`` package is installed (not imported here) and torch has custom ops (2.4+)."""
     return _TRITON_INSTALLED
 
 
@@ -90,7 +93,7 @@ def use_fused(logits: Tensor, fused: bool | None = None) -> bool:
             return False
         return _runnable(logits) if setting == "1" else logits.is_cuda and _TRITON_INSTALLED
     if fused and not _runnable(logits):
-        why = ("Triton is not installed" if not _TRITON_INSTALLED
+        why = ("Triton is not installed (or torch is older than 2.4)" if not _TRITON_INSTALLED
                else f"the tensor is on {logits.device.type} and TRITON_INTERPRET is not 1")
         raise ValueError(f"fused=True needs Triton and a CUDA tensor (or TRITON_INTERPRET=1 for CPU tensors); {why}")
     if fused and logits.dtype not in _FLOATS:
