@@ -411,3 +411,12 @@ def test_triton_tiny_counts_keep_float32_relative_precision_near_a_perfect_predi
     fused = _fused.overlap_focal_sums(logits.float().to(DEVICE), target.float().to(DEVICE), gamma=2.0, fused=True)
     assert 0 < exact[1].item() < 1e-10 and 0 < exact[3].item() < 1e-30
     torch.testing.assert_close(fused.cpu().double(), exact, rtol=1e-6, atol=0.0)
+
+
+def test_triton_strided_inputs_match_eager():
+    """Channels-last logits and a transposed target are read through their strides, not copied."""
+    logits, target, mask = make_inputs((2, 3, 40), valid="pixel", soft=True, seed=10)
+    logits = logits.transpose(1, 2).contiguous().transpose(1, 2)  # strides (S C, 1, C)
+    target = target.transpose(1, 2).contiguous().transpose(1, 2)
+    assert not logits.is_contiguous() and not target.is_contiguous()
+    assert_matches_eager(_fused.overlap_focal_sums, logits, target, mask, target_grad=True, gamma=2.0, alpha=0.25)
