@@ -20,6 +20,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 import _common as C
 import torch
@@ -97,7 +98,7 @@ def unet_rows(impls: list[C.Impl], shape, precision: str, device: torch.device, 
     ``GradScaler``). The share is ``(step with the loss - step with a stand-in) / step with the loss``,
     medians of interleaved steps; ``step_ms`` is the median step time.
     """
-    smp = C.optional_import("segmentation_models_pytorch")
+    smp: Any = C.optional_import("segmentation_models_pytorch")
     if smp is None or len(shape) != 4:
         return []
     torch.manual_seed(0)
