@@ -119,10 +119,14 @@ def _monai_impls() -> Dict[str, LossFn]:
     }
 
 
-def build_impls(losses: Sequence[str] = LOSSES, sources: Sequence[str] = SOURCES) -> List[Impl]:
-    """Every available implementation of ``losses`` from ``sources``, grouped by loss."""
+def build_impls(losses: Sequence[str] = LOSSES, sources: Sequence[str] = SOURCES,
+                extra: dict[str, Callable[[], dict[str, LossFn]]] | None = None) -> List[Impl]:
+    """Every available implementation of ``losses`` from ``sources``, grouped by loss.
+
+    ``extra``: more sources, name -> builder of ``{loss: fn}`` (``_fused_rows.builders``).
+    """
     builders = {"stableloss": _stableloss_impls, "stableloss-noval": lambda: _stableloss_impls(False),
-                "smp": _smp_impls, "monai": _monai_impls}
+                "smp": _smp_impls, "monai": _monai_impls, **(extra or {})}
     unknown = [name for name in list(losses) if name not in LOSSES] + [s for s in sources if s not in builders]
     if unknown:
         raise SystemExit(f"unknown loss or source {unknown}; losses are {list(LOSSES)}, sources {sorted(builders)}")

@@ -23,6 +23,10 @@ Usage::
     python bench/speed.py --quick                     # 8x1x256x256 and 1x1x64^3, a few minutes on CPU
     python bench/speed.py                             # 16x1x512x512 and 2x1x128^3
     python bench/speed.py --quick --profile focal     # where stableloss's and smp's time goes
+    python bench/speed.py --device cuda --sources stableloss-eager,stableloss-fused,fused-1read,smp,smp-compiled --unet
+
+The last line is the CUDA comparison (``_fused_rows.py``): eager against fused stableloss and
+``torch.compile``d smp per loss, then the loss's share of a U-Net EfficientNet-B0 training step.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from typing import Dict, List, Optional
 import torch
 
 import _common as C
+import _fused_rows
 
 SHAPES = {"2d": (16, 1, 512, 512), "3d": (2, 1, 128, 128, 128)}
 QUICK_SHAPES = {"2d": (8, 1, 256, 256), "3d": (1, 1, 64, 64, 64)}
@@ -53,7 +58,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--precisions", default="float32,fp16", help="comma list of float32, fp16")
     parser.add_argument("--losses", default=",".join(C.LOSSES), help="comma list of " + ", ".join(C.LOSSES))
     parser.add_argument("--sources", default=",".join(C.SOURCES),
-                        help="comma list of " + ", ".join(C.SOURCES) + ", stableloss-noval (validate_args=False)")
+                        help="comma list of " + ", ".join(C.SOURCES) + ", stableloss-noval (validate_args=False), "
+                             "stableloss-eager, stableloss-fused, fused-1read, smp-compiled (see _fused_rows.py)")
     parser.add_argument("--repeats", type=int, default=None, help="timed passes per implementation (default 20, quick 10)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed passes per implementation first")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
@@ -62,6 +68,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                              "machine it leaves out the time other processes hold the core")
     parser.add_argument("--profile", default=None, metavar="LOSS", help="print a torch.profiler table for LOSS instead")
     parser.add_argument("--out", default="bench_results", help="output folder (default bench_results/)")
+    parser.add_argument("--shape", default=None, metavar="NxCxHxW[xD]", help="one custom shape instead of --shapes")
+    parser.add_argument("--unet", action="store_true",
+                        help="also time a smp.Unet('efficientnet-b0') training step per loss (2D shapes)")
+    parser.add_argument("--compile-backend", default="inductor", help="torch.compile backend of smp-compiled")
     args = parser.parse_args(argv)
     args.repeats = args.repeats or (10 if args.quick else 20)
     if args.clock == "thread" and args.threads != 1:
@@ -140,6 +150,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     device = C.resolve_device(args.device)
     shapes = QUICK_SHAPES if args.quick else SHAPES
     shape_keys = [s.strip() for s in args.shapes.split(",") if s.strip()]
+    if args.shape:
+        shapes, shape_keys = {"custom": _parse_shape(args.shape)}, ["custom"]
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     for key, allowed, name in ((shape_keys, shapes, "--shapes"), (precisions, PRECISIONS, "--precisions")):
         unknown = [k for k in key if k not in allowed]
@@ -148,7 +160,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.profile:
         profile_loss(args.profile, shapes[shape_keys[0]], precisions[0], device, args)
         return 0
-    impls = C.build_impls(args.losses.split(","), args.sources.split(","))
+    extra = _fused_rows.builders(device, args.compile_backend)
+    impls = C.build_impls(args.losses.split(","), args.sources.split(","), extra=extra)
     meta = C.metadata(device)
     meta["clock"] = args.clock
     if args.clock == "thread" and device.type == "cuda":
@@ -160,6 +173,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     for shape, precision in _progress(cases):
         rows.extend(bench_case(impls, shape, precision, device, args))
     print(C.format_table(rows, COLUMNS))
+    if args.unet:
+        step_rows = [row for shape, precision in cases for row in _fused_rows.unet_rows(
+            impls, shape, precision, device, warmup=args.warmup, repeats=args.repeats, autocast=PRECISIONS[precision])]
+        print("\nU-Net EfficientNet-B0 training step (forward, loss, backward, Adam), median of interleaved steps:")
+        print(C.format_table(step_rows, ("shape", "precision", "impl", "step_ms", "loss_share")))
+        rows.extend({**row, "table": "unet_step"} for row in step_rows)
     for row in rows:
         if "error" in row:
             print(f"skipped {row['impl']} at {row['shape']} {row['precision']}: {row['error']}")
@@ -168,6 +187,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     C.atomic_write(path, json.dumps({"metadata": meta, "floor": "sigmoid(x).sum() forward+backward", "rows": rows}, indent=1))
     print(f"wrote {path}")
     return 0
+
+
+def _parse_shape(text: str) -> tuple:
+    try:
+        shape = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if not 3 <= len(shape) <= 5 or min(shape) < 1:
+        raise SystemExit(f"--shape must be NxCxS1[xS2[xS3]] with positive sizes; received {text!r}")
+    return shape
 
 
 def _progress(items):

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple, Optional, Tuple
 import torch
 from torch import Tensor
 
+from stableloss import _fused
 from stableloss._activation import activate, activation_backward
 from stableloss._checks import is_compiling
 
@@ -205,12 +206,41 @@ def overlap_statistics(
         :class:`Overlap` of float32 tensors (float64 for float64 input).
     """
     flat = input.reshape(input.shape[0], input.shape[1], -1)
-    dims = (2,) if per_image else (0, 2)
-    function = _OverlapSums if is_compiling() else _OverlapSumsForwardMode
-    sums = function.apply(flat, target, valid, activation, dims)[0]
+    sums = _sums(flat, target, valid, activation, per_image)
     if global_batch:
         sums = all_reduce_sums(sums)
     return Overlap(*sums.unbind(0))
+
+
+def _sums(flat: Tensor, target: Tensor, valid: Optional[Tensor], activation: str, per_image: bool) -> Tensor:
+    """The path for these tensors: fused Triton kernels (CUDA), else :func:`eager_sums`."""
+    if activation == "sigmoid" and _fused.use_fused(flat):
+        return _fused.overlap_sums(flat, target, valid, per_image, fused=True)
+    return eager_sums(flat, target, valid, activation, per_image)
+
+
+def eager_sums(flat: Tensor, target: Tensor, valid: Optional[Tensor], activation: str, per_image: bool) -> Tensor:
+    """``(3, C)`` or ``(3, N, C)`` sums in torch operations: dot products for hard labels with a sigmoid
+    on the CPU (:mod:`stableloss._overlap_hard`), :class:`_OverlapSums` otherwise."""
+    if activation == "sigmoid" and _hard_path_applies(flat, target):
+        from stableloss._overlap_hard import hard_sigmoid_sums
+
+        return hard_sigmoid_sums(flat, target, valid, per_image)
+    function = _OverlapSums if is_compiling() else _OverlapSumsForwardMode
+    return function.apply(flat, target, valid, activation, (2,) if per_image else (0, 2))[0]
+
+
+def _hard_path_applies(flat: Tensor, target: Tensor) -> bool:
+    """CPU, eager, no gradient for the target, no forward-mode or functorch transform, and a hard target."""
+    if flat.device.type != "cpu" or target.requires_grad or is_compiling():
+        return False
+    if torch._C._functorch.is_functorch_wrapped_tensor(flat) or torch._C._functorch.is_functorch_wrapped_tensor(target):
+        return False
+    if torch.autograd.forward_ad._current_level >= 0:  # inside torch.func.jvp / jacfwd: the general path has jvp
+        return False
+    from stableloss._overlap_hard import is_hard
+
+    return is_hard(target)
 
 
 class _AllReduceSum(torch.autograd.Function):

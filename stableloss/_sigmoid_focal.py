@@ -79,7 +79,10 @@ class _SigmoidFocal(torch.autograd.Function):
         if weight is not None:
             d_ce.mul_(weight)
         d_ce.mul_(grad)
-        grad_input = torch.sigmoid(logits).sub_(target).mul_(d_ce).to(input.dtype)
+        # sigmoid(x) - t, where t = 1 as -u: sigmoid(x) rounds to 1 above x = 17 and the difference to 0,
+        # while u = 1 - p_t = sigmoid(-x) there is exact (a wrong gradient of 0 would hide tiny losses).
+        residual = torch.where(target == 1, torch.neg(u), torch.sigmoid(logits).sub_(target))
+        grad_input = residual.mul_(d_ce).to(input.dtype)
         grad_target = grad_weight = None
         if ctx.needs_input_grad[1]:
             grad_target = logits.neg().mul_(d_ce)  # d ce / d t = -x

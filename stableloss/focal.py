@@ -7,7 +7,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
-from stableloss import _checks
+from stableloss import _checks, _fused
 from stableloss._activation import LOGIT_LIMIT, compute_dtype, logits_from_probabilities, saturate
 from stableloss._focal_math import focal_factor, one_minus_pt
 from stableloss._module import OptionsModule
@@ -163,6 +163,14 @@ def _sigmoid_focal(logits: Tensor, target: Tensor, options: FocalOptions, alpha:
     flat_logits = logits.reshape(batch, num_classes, -1)
     flat_target, valid = flatten_target(target, mode=options.mode, num_classes=num_classes,
                                         ignore_index=options.ignore_index, dtype=compute_dtype(logits.dtype))
+    if not options.normalized and options.reduction != "none" and _fused.use_fused(flat_logits):  # one read per pass
+        fused_alpha = alpha if alpha is not None else scalar_alpha
+        class_sum, count = _fused.sigmoid_focal_sums(flat_logits, flat_target, valid, gamma=options.gamma,
+                                                     alpha=fused_alpha, reduced_threshold=options.reduced_threshold,
+                                                     fused=True)
+        if options.reduction == "sum":
+            return reduce_loss(class_sum, "sum", weights)
+        return reduce_loss(class_sum / count.clamp_min(1.0), "mean", weights)
     weight = None
     if alpha is not None:
         weight = alpha.view(1, num_classes, 1)

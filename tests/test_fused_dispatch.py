@@ -1,0 +1,99 @@
+"""Which path the sigmoid sums take (fused Triton kernels or eager torch), with and without Triton."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from stableloss import _fused
+from tests.conftest import requires_cuda
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def no_interpreter(monkeypatch):
+    monkeypatch.setattr(_fused, "interpreter_on", lambda: False)
+    monkeypatch.delenv(_fused.ENV_VAR, raising=False)
+
+
+def test_fused_dispatch_cpu_tensors_default_to_eager(no_interpreter, monkeypatch):
+    x = torch.zeros(1, 1, 4)
+    assert _fused.use_fused(x) is False
+    assert _fused.use_fused(x, False) is False
+    monkeypatch.setenv(_fused.ENV_VAR, "1")  # "wherever the kernels can run": not on a CPU without the interpreter
+    assert _fused.use_fused(x) is False
+
+
+def test_fused_dispatch_environment_variable_turns_it_off_and_on(monkeypatch):
+    x = torch.zeros(1, 1, 4)
+    monkeypatch.setattr(_fused, "_runnable", lambda logits: True)
+    monkeypatch.setenv(_fused.ENV_VAR, "0")
+    assert _fused.use_fused(x) is False
+    monkeypatch.setenv(_fused.ENV_VAR, "1")
+    assert _fused.use_fused(x) is True
+    assert _fused.use_fused(x, False) is False  # the argument wins over the environment
+
+
+def test_fused_dispatch_bad_settings_raise_naming_them(no_interpreter, monkeypatch):
+    x = torch.zeros(1, 1, 4)
+    with pytest.raises(ValueError, match=r"fused must be True, False or None; received 'yes'"):
+        _fused.use_fused(x, "yes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"fused=True needs Triton and a CUDA tensor .*TRITON_INTERPRET is not 1"):
+        _fused.use_fused(x, True)
+    monkeypatch.setattr(_fused, "_TRITON_INSTALLED", False)
+    with pytest.raises(ValueError, match=r"fused=True needs Triton .*; Triton is not installed"):
+        _fused.overlap_sums(x, x, fused=True)
+    monkeypatch.setenv(_fused.ENV_VAR, "yes")
+    with pytest.raises(ValueError, match=r"STABLELOSS_FUSED must be 0 or 1 \(or unset\); received 'yes'"):
+        _fused.use_fused(x)
+
+
+def test_fused_dispatch_non_float_input_stays_eager(monkeypatch):
+    monkeypatch.setattr(_fused, "_runnable", lambda logits: True)
+    monkeypatch.setenv(_fused.ENV_VAR, "1")
+    assert _fused.use_fused(torch.zeros(1, 1, 4, dtype=torch.int32)) is False
+
+
+@requires_cuda
+def test_fused_dispatch_cuda_tensors_use_the_kernels_when_triton_is_installed(monkeypatch):
+    monkeypatch.delenv(_fused.ENV_VAR, raising=False)
+    assert _fused.use_fused(torch.zeros(1, 1, 4, device="cuda")) is _fused.triton_installed()
+
+
+def test_fused_eager_focal_sums_equal_the_focal_loss_reduction():
+    from stableloss import focal_loss
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 5, 4, generator=gen)
+    t = (torch.rand(2, 3, 5, 4, generator=gen) > 0.5).float()
+    t[0, 1, 2, :] = -1  # ignore_index
+    flat_t, valid = (t.reshape(2, 3, -1), t.reshape(2, 3, -1) != -1)
+    sums = _fused.sigmoid_focal_sums(x.reshape(2, 3, -1), torch.where(valid, flat_t, 0.0), valid, gamma=2.0,
+                                     alpha=0.25, fused=False)
+    expected = focal_loss(x, t, mode="multilabel", gamma=2.0, alpha=0.25, ignore_index=-1)
+    torch.testing.assert_close((sums[0] / sums[1]).mean(), expected, rtol=1e-6, atol=0.0)
+    assert sums[1].tolist() == [40.0, 36.0, 40.0]
+
+
+def test_fused_package_imports_and_runs_without_triton():
+    code = (
+        "import sys; sys.modules['triton'] = None\n"  # import triton now raises ImportError
+        "import torch, stableloss\n"
+        "from stableloss import _fused\n"
+        "assert not _fused.triton_installed()\n"
+        "x = torch.randn(2, 1, 8, 8, requires_grad=True); t = (torch.rand(2, 1, 8, 8) > 0.5).float()\n"
+        "loss = stableloss.boundary_aware_loss(x, t, mode='binary'); loss.backward()\n"
+        "assert torch.isfinite(loss) and torch.isfinite(x.grad).all()\n"
+        "assert _fused.overlap_focal_sums(x.reshape(2, 1, -1), t.reshape(2, 1, -1)).shape == (5, 1)\n"
+        "print('ok')\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env,
+                          cwd=ROOT, check=False)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
