@@ -22,10 +22,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import _common as C
 import torch
 from torch import Tensor
 
+import _common as C
 from stableloss import _fused
 from stableloss._overlap import Overlap
 from stableloss._region import tversky_score

@@ -90,7 +90,7 @@ def plot_underflow(plt, path: str, rows: List[dict]) -> None:
     shapes = sorted({r["shape"] for r in rows}, key=len)
     fig, axes = plt.subplots(1, len(shapes), figsize=(5 * len(shapes), 0.25 * len(rows) / max(len(shapes), 1) + 1.6),
                              squeeze=False)
-    for ax, shape in zip(axes[0], shapes):
+    for ax, shape in zip(axes[0], shapes, strict=False):
         sub = [r for r in rows if r["shape"] == shape]
         ys = range(len(sub))
         ax.barh([y - 0.2 for y in ys], [r["zero"] for r in sub], height=0.4, color="tab:red", label="no scaling")

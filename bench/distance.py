@@ -48,7 +48,6 @@ from torch import Tensor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C
-
 import stableloss as sl
 
 SHAPES = {"2d-256": (8, 1, 256, 256), "2d-512": (16, 1, 512, 512), "3d": (2, 1, 128, 128, 128)}

@@ -61,7 +61,7 @@ class OptionsModule(nn.Module):
         if len(args) > len(self.positional):
             raise TypeError(f"{type(self).__name__} takes at most {len(self.positional)} positional arguments "
                             f"({', '.join(self.positional)}); received {len(args)}")
-        for name, value in zip(self.positional, args):
+        for name, value in zip(self.positional, args, strict=False):
             if name in options:
                 raise TypeError(f"{type(self).__name__} got multiple values for argument {name!r}")
             options[name] = value

@@ -36,7 +36,8 @@ from stableloss._overlap import overlap_sums_reference
 def batched_dot(a: Tensor, b: Tensor, per_image: bool) -> Tensor:
     """Sums of ``a * b`` over the last dim of ``(N, C, S)`` tensors: ``(N, C)``, or ``(C,)`` summed over N."""
     n, c, s = a.shape
-    out = torch.bmm(a.reshape(n * c, 1, s), b.reshape(n * c, s, 1)).reshape(n, c)
+    with torch.autocast(a.device.type, enabled=False):  # bmm is a lower-precision op under autocast
+        out = torch.bmm(a.reshape(n * c, 1, s), b.reshape(n * c, s, 1)).reshape(n, c)
     return out if per_image else out.sum(dim=0)
 
 

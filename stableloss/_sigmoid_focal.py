@@ -99,7 +99,7 @@ class _SigmoidFocalForwardMode(_SigmoidFocal):
         """Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``): the reference's directional derivative."""
         input, target, weight = ctx.saved_tensors
         primals = (input, target) if weight is None else (input, target, weight)
-        filled = tuple(torch.zeros_like(p) if t is None else t for p, t in zip(primals, tangents))
+        filled = tuple(torch.zeros_like(p) if t is None else t for p, t in zip(primals, tangents, strict=False))
         loss_tangent = torch.func.jvp(lambda x, t, *w: sigmoid_focal_reference(x, t, w[0] if w else None, ctx.gamma,
                                                                                   ctx.threshold), primals, filled)[1]
         return loss_tangent, None, None, None
@@ -110,7 +110,7 @@ def _reference_backward(ctx: Any, grad: Tensor, input: Tensor, target: Tensor, w
     pullback = torch.func.vjp(lambda x, t, *w: sigmoid_focal_reference(x, t, w[0] if w else None, ctx.gamma,
                                                                           ctx.threshold), *primals)[1]
     grads = pullback(grad) + (None,) * (3 - len(primals))
-    return tuple(g if need else None for g, need in zip(grads, ctx.needs_input_grad[:3])) + (None, None)
+    return tuple(g if need else None for g, need in zip(grads, ctx.needs_input_grad[:3], strict=False)) + (None, None)
 
 
 def sigmoid_focal_terms(

@@ -57,14 +57,16 @@ def prepare(input: Tensor, target: Tensor, options: BoundaryOptions) -> Tuple[Sp
 def target_maps(target: Tensor, batch: SpatialBatch, options: BoundaryOptions, *, inside_shift: float) -> Tensor:
     """Signed distance maps of the target, ``(N, C, *S)`` float32, on the target's device."""
     shape = tuple(batch.probs.shape)
-    common = dict(spacing=batch.spacing, inside_shift=inside_shift, no_surface=options.no_surface,
-                  backend=options.backend, validate_args=options.validate_args)
     if options.mode == "multiclass":
-        return signed_distance_map(target, num_classes=shape[1], ignore_index=options.ignore_index, **common)
-    raw = target.reshape(shape)
-    if options.ignore_index is not None:
-        raw = torch.where(raw == options.ignore_index, torch.zeros((), dtype=raw.dtype, device=raw.device), raw)
-    return signed_distance_map(raw, **common)
+        labels, num_classes, ignore_index = target, shape[1], options.ignore_index
+    else:
+        labels, num_classes, ignore_index = target.reshape(shape), None, None
+        if options.ignore_index is not None:  # ignored pixels are background in the maps
+            labels = torch.where(labels == options.ignore_index, torch.zeros((), dtype=labels.dtype, device=labels.device),
+                                 labels)
+    return signed_distance_map(labels, spacing=batch.spacing, num_classes=num_classes, ignore_index=ignore_index,
+                               inside_shift=inside_shift, no_surface=options.no_surface, backend=options.backend,
+                               validate_args=options.validate_args)
 
 
 def checked_map(distance_map: object, batch: SpatialBatch) -> Tensor:

@@ -25,10 +25,10 @@ def check_weights(terms: Mapping[str, object], weights: object) -> Dict[str, flo
         values = list(_checks.as_number_tuple("weights", weights))
         if len(values) != len(terms):
             raise ValueError(f"weights must have one entry per term ({len(terms)}); received {len(values)}")
-    checked = [_checks.check_number(f"weights[{name!r}]", w, low=0.0) for name, w in zip(terms, values)]
+    checked = [_checks.check_number(f"weights[{name!r}]", w, low=0.0) for name, w in zip(terms, values, strict=False)]
     if not math.fsum(checked) > 0:
         raise ValueError(f"weights must not all be 0; received {checked}")
-    return dict(zip(terms, checked))
+    return dict(zip(terms, checked, strict=False))
 
 
 def _check_terms(terms: object) -> Dict[str, LossFn]:

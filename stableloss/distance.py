@@ -279,7 +279,7 @@ class SignedDistanceTransform:
 
 def extent_diagonal(shape: Sequence[int], spacing: Sequence[float]) -> float:
     """``sqrt(sum_i (S_i spacing_i)^2)``: the diagonal of an image's extent, above any distance in it."""
-    return math.sqrt(sum((s * h) ** 2 for s, h in zip(shape, spacing)))
+    return math.sqrt(sum((s * h) ** 2 for s, h in zip(shape, spacing, strict=False)))
 
 
 def _as_mask(target: object, num_classes: int | None, ignore_index: int | None, validate_args: bool) -> Tensor:

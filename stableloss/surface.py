@@ -155,7 +155,8 @@ def normalized_surface_dice(
 
     .. math::
 
-        NSD_\\tau = \\frac{|\\{x \\in \\partial P : d(x, \\partial T) \\le \\tau\\}| + |\\{y \\in \\partial T : d(y, \\partial P) \\le \\tau\\}|}
+        NSD_\\tau = \\frac{|\\{x \\in \\partial P : d(x, \\partial T) \\le \\tau\\}|
+        + |\\{y \\in \\partial T : d(y, \\partial P) \\le \\tau\\}|}
                           {|\\partial P| + |\\partial T|}
 
     (the surface measured by its number of pixels, MONAI's ``use_subvoxels=False``).

@@ -184,7 +184,7 @@ def signed_map_reference(mask, spacing=None, inside_shift=0.0, no_surface="bound
     spatial = mask.shape[2:]
     spacing = [1.0] * len(spatial) if spacing is None else ([float(spacing)] * len(spatial)
                                                             if isinstance(spacing, (int, float)) else list(spacing))
-    bound = math.sqrt(sum((s * h) ** 2 for s, h in zip(spatial, spacing)))
+    bound = math.sqrt(sum((s * h) ** 2 for s, h in zip(spatial, spacing, strict=False)))
     out = torch.zeros(mask.shape, dtype=torch.float64)
     for n in range(mask.shape[0]):
         for c in range(mask.shape[1]):

@@ -27,7 +27,7 @@ class Case:
 
 
 _pairs, _ids = cases()
-ALL = [Case(name, info, options) for (info, options), name in zip(_pairs, _ids)]
+ALL = [Case(name, info, options) for (info, options), name in zip(_pairs, _ids, strict=False)]
 """Every registry loss and variant."""
 
 CORE_NAMES = ("dice-0", "tversky-0", "tversky-1", "tversky-2", "jaccard-0", "focal-0", "focal-1", "logcosh-0", "seed-0",

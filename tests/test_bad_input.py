@@ -34,7 +34,8 @@ def test_mode_of_wrong_type(cls):
 
 @pytest.mark.parametrize("fn", FUNCTIONS, ids=fn_ids)
 def test_mismatched_binary_shapes(fn):
-    with pytest.raises(ValueError, match=r"target must have shape \(2, 1, 4, 4\) or \(2, 4, 4\) with mode='binary' .*received shape \(2, 1, 4, 5\)"):
+    with pytest.raises(ValueError, match=r"target must have shape \(2, 1, 4, 4\) or \(2, 4, 4\) with"
+                       r" mode='binary' .*received shape \(2, 1, 4, 5\)"):
         fn(X_BIN, torch.ones(2, 1, 4, 5), mode="binary")
 
 
@@ -46,7 +47,8 @@ def test_binary_with_several_channels(fn):
 
 @pytest.mark.parametrize("fn", FUNCTIONS, ids=fn_ids)
 def test_multiclass_target_out_of_range(fn):
-    with pytest.raises(ValueError, match=r"target must hold class indices in \[0, 2\] for an input with 3 channels; received values in \[0, 3\]"):
+    with pytest.raises(ValueError, match=r"target must hold class indices in \[0, 2\] for an input"
+                       r" with 3 channels; received values in \[0, 3\]"):
         fn(X_MC, T_MC.clone().fill_(3).index_fill_(0, torch.tensor([0]), 0), mode="multiclass")
 
 
@@ -57,7 +59,8 @@ def test_multiclass_negative_target_names_ignore_index(fn):
 
 
 def test_multiclass_negative_target_message_without_ignore_index():
-    with pytest.raises(ValueError, match=r"target must hold class indices in \[0, 2\] for an input with 3 channels; received values in \[-1, 0\]"):
+    with pytest.raises(ValueError, match=r"target must hold class indices in \[0, 2\] for an input"
+                       r" with 3 channels; received values in \[-1, 0\]"):
         stableloss.boundary_aware_loss(X_MC, T_MC.clone().fill_(-1).index_fill_(0, torch.tensor([0]), 0), mode="multiclass")
 
 
@@ -69,7 +72,8 @@ def test_multiclass_float_target(fn):
 
 @pytest.mark.parametrize("fn", FUNCTIONS, ids=fn_ids)
 def test_multiclass_target_with_channel_dim(fn):
-    with pytest.raises(ValueError, match=r"target must have shape \(2, 4, 4\) \(N, \*spatial\) of class indices.*received shape \(2, 3, 4, 4\)"):
+    with pytest.raises(ValueError, match=r"target must have shape \(2, 4, 4\) \(N, \*spatial\) of"
+                       r" class indices.*received shape \(2, 3, 4, 4\)"):
         fn(X_MC, torch.zeros(2, 3, 4, 4, dtype=torch.long), mode="multiclass")
 
 
@@ -141,7 +145,8 @@ def test_per_class_alpha_of_wrong_length():
 
 
 def test_class_weights_of_wrong_length():
-    with pytest.raises(ValueError, match=r"class_weights must have one entry per class \(3, the input's channel count\); received 2 entries"):
+    with pytest.raises(ValueError, match=r"class_weights must have one entry per class \(3, the"
+                       r" input's channel count\); received 2 entries"):
         stableloss.DiceLoss("multiclass", class_weights=[1.0, 2.0])(X_MC, T_MC)
 
 
@@ -179,7 +184,8 @@ def test_combined_loss_bad_terms_and_weights():
 
 
 def test_jaccard_rejects_alpha():
-    with pytest.raises(TypeError, match=r"JaccardLoss fixes alpha = 1.0 \(use TverskyLoss or tversky_loss to choose it\); received alpha=0.3"):
+    with pytest.raises(TypeError, match=r"JaccardLoss fixes alpha = 1.0 \(use TverskyLoss or"
+                       r" tversky_loss to choose it\); received alpha=0.3"):
         stableloss.JaccardLoss("binary", alpha=0.3)
     with pytest.raises(TypeError, match=r"jaccard_loss\(\) fixes beta"):
         stableloss.jaccard_loss(X_BIN, T_BIN, mode="binary", beta=0.3)

@@ -123,7 +123,8 @@ def test_bad_spacing_and_maps_are_named(cls):
         cls("binary", spacing=(1.0, -2.0))
     with pytest.raises(ValueError, match=r"spacing must hold finite values > 0"):
         cls("binary", spacing=(1.0, float("nan")))
-    with pytest.raises(ValueError, match=r"distance_map must have the shape of the input \(2, 1, 24, 20\); received shape \(2, 1, 24, 19\)"):
+    with pytest.raises(ValueError, match=r"distance_map must have the shape of the input \(2, 1,"
+                       r" 24, 20\); received shape \(2, 1, 24, 19\)"):
         cls("binary")(logits, target, distance_map=torch.zeros(2, 1, 24, 19))
     with pytest.raises(TypeError, match=r"distance_map must be a floating-point tensor; received dtype torch.int64"):
         cls("binary")(logits, target, distance_map=torch.zeros(2, 1, 24, 20, dtype=torch.long))

@@ -98,7 +98,8 @@ def test_a_loss_without_gradient_fails_and_the_float32_reference_is_the_fallback
 
 
 def test_relative_error_beyond_tolerance_fails_the_cell():
-    biased = lambda x, t: stableloss.dice_loss(x, t, mode="binary") * (1.01 if x.dtype == torch.float16 else 1.0)
+    def biased(x, t):
+        return stableloss.dice_loss(x, t, mode="binary") * (1.01 if x.dtype == torch.float16 else 1.0)
     report = check_stability(biased, mode="binary", quick=True, scenarios=[("noise", 1.0)], tolerance=1e-3)
     assert {c.context for c in report.failures} == {"fp16-autocast", "fp16"}  # both pass fp16 logits
     assert all(c.failure.reason == "err" and abs(c.failure.error - 0.01) < 1e-4 for c in report.failures)

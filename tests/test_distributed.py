@@ -12,7 +12,8 @@ import stableloss
 WORLD = 2
 CASES = {
     "dice-binary": (lambda: stableloss.DiceLoss("binary", global_batch=True), "binary", 1),
-    "tversky-multiclass": (lambda: stableloss.TverskyLoss("multiclass", alpha=0.3, beta=0.7, gamma=0.75, global_batch=True), "multiclass", 3),
+    "tversky-multiclass": (lambda: stableloss.TverskyLoss("multiclass", alpha=0.3, beta=0.7, gamma=0.75, global_batch=True),
+                           "multiclass", 3),
     "logcosh-multilabel": (lambda: stableloss.LogCoshDiceLoss("multilabel", global_batch=True), "multilabel", 2),
     "jaccard-binary-log": (lambda: stableloss.JaccardLoss("binary", log_loss=True, global_batch=True), "binary", 1),
 }

@@ -151,7 +151,7 @@ def assert_half_precision_error_within_eager_error(fn, logits, target, mask, **o
     fused = run(fn, logits, target, mask, fused=True, **options)
     eager = run(fn, logits, target, mask, fused=False, **options)
     exact = run(fn, logits.double(), target.double(), mask, fused=False, **options)  # the same rounded logits
-    for got, ref, want in zip(fused[:2], eager[:2], exact[:2]):
+    for got, ref, want in zip(fused[:2], eager[:2], exact[:2], strict=False):
         assert got.dtype == ref.dtype
         assert relative(got, want) <= relative(ref, want) + 1e-5
     return fused
@@ -319,7 +319,7 @@ def _e2e_cases():
     from tests.registry import cases
 
     all_cases, ids = cases()
-    return [case for case, name in zip(all_cases, ids) if name in E2E_IDS], [i for i in ids if i in E2E_IDS]
+    return [case for case, name in zip(all_cases, ids, strict=False) if name in E2E_IDS], [i for i in ids if i in E2E_IDS]
 
 
 E2E_CASES, E2E_NAMES = _e2e_cases()
@@ -349,7 +349,8 @@ def test_triton_losses_end_to_end_match_eager(info, options, mode, monkeypatch):
 
     logits, target = make_case(mode, seed=7, spatial=(5, 6), batch=2)
     logits, target = logits.to(DEVICE), target.to(DEVICE)
-    call = lambda x, t: info.call(x, t, mode, **options)
+    def call(x, t):
+        return info.call(x, t, mode, **options)
     fused = _loss_and_grad(call, logits, target, monkeypatch, "1")
     eager = _loss_and_grad(call, logits, target, monkeypatch, "0")
     torch.testing.assert_close(fused[0], eager[0], rtol=1e-6, atol=1e-7)
@@ -367,7 +368,8 @@ def test_triton_losses_with_ignore_index_and_fp16_infinite_logits_end_to_end(nam
     logits, target = logits.to(DEVICE), target.to(DEVICE)
     options = {"dice_options": {"ignore_index": -1}, "focal_options": {"ignore_index": -1}, "boundary": None} if (
         name.startswith("boundary")) else {"ignore_index": -1}
-    call = lambda x, t: getattr(stableloss, name)(x, t, mode="binary", **options)
+    def call(x, t):
+        return getattr(stableloss, name)(x, t, mode="binary", **options)
     fused = _loss_and_grad(call, logits, target, monkeypatch, "1")
     eager = _loss_and_grad(call, logits, target, monkeypatch, "0")
     assert torch.isinf(logits).any() and torch.isfinite(fused[0]) and torch.isfinite(fused[1]).all()

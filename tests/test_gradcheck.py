@@ -26,7 +26,8 @@ def test_gradcheck_soft_labels(mode):
     target = target.double()
     logits.requires_grad_(True)
     for fn in (stableloss.dice_loss, stableloss.focal_loss):
-        assert torch.autograd.gradcheck(lambda x: fn(x, target, mode=mode).double(), (logits,), eps=1e-6, atol=1e-5, rtol=1e-3)
+        assert torch.autograd.gradcheck(lambda x, fn=fn: fn(x, target, mode=mode).double(), (logits,), eps=1e-6, atol=1e-5,
+                                        rtol=1e-3)
 
 
 @pytest.mark.parametrize("options", [{}, {"alpha": 0.25}, {"gamma": 0.5, "alpha": 0.6}, {"reduced_threshold": 0.5}])

@@ -90,7 +90,7 @@ def test_dataset_with_workers_matches_main_process(cases, tmp_path):
     assert x.shape == (3, 32, 32) and x.dtype == torch.float32 and y.shape == (1, 32, 32)
     serial = [b for b in torch.utils.data.DataLoader(ds, batch_size=3)]
     parallel = [b for b in torch.utils.data.DataLoader(ds, batch_size=3, num_workers=2)]
-    for (xs, ys), (xp, yp) in zip(serial, parallel):
+    for (xs, ys), (xp, yp) in zip(serial, parallel, strict=False):
         assert torch.equal(xs, xp) and torch.equal(ys, yp)
     _, ym = SliceDataset(cache, items, "multiclass")[0]
     assert ym.shape == (32, 32) and ym.dtype == torch.int64

@@ -8,8 +8,7 @@ import pytest
 nib = pytest.importorskip("nibabel")
 pytest.importorskip("segmentation_models_pytorch")
 
-from liver.data import (Case, find_cases, load_case, make_target, stack_25d, to_original_orientation,  # noqa: E402
-                        window)
+from liver.data import Case, find_cases, load_case, make_target, stack_25d, to_original_orientation, window  # noqa: E402
 
 
 def _save(path, array, affine):

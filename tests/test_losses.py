@@ -22,7 +22,7 @@ def test_function_equals_class(info, options, mode):
 
 @pytest.mark.parametrize("mode", ["binary", "multilabel"])
 @pytest.mark.parametrize("info,options", [c for c in CASES if c[0].name in ("dice", "tversky", "jaccard", "focal")],
-                         ids=[i for c, i in zip(CASES, IDS) if c[0].name in ("dice", "tversky", "jaccard", "focal")])
+                         ids=[i for c, i in zip(CASES, IDS, strict=False) if c[0].name in ("dice", "tversky", "jaccard", "focal")])
 def test_soft_labels_agree_with_float64_reference(info, options, mode):
     logits, target = make_case(mode, seed=3, soft=True)
     actual = info.call(logits, target, mode, **options)

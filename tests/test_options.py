@@ -113,7 +113,7 @@ def test_smp_attributes_read_set_validated_and_take_effect(cls, name, good, bad)
     setattr(crit, name, good)
     read = getattr(crit, name)
     assert (read.tolist() if isinstance(read, torch.Tensor) else read) == good
-    fn = stableloss.focal_loss if cls is stableloss.FocalLoss else stableloss.tversky_loss if cls is stableloss.TverskyLoss else stableloss.dice_loss
+    fn = {stableloss.FocalLoss: stableloss.focal_loss, stableloss.TverskyLoss: stableloss.tversky_loss}.get(cls, stableloss.dice_loss)
     mode = good if name == "mode" else "multiclass"
     if mode == "multilabel":
         target = (torch.rand(logits.shape) > 0.5).float()
@@ -130,7 +130,8 @@ def test_smp_attributes_read_set_validated_and_take_effect(cls, name, good, bad)
 def test_setting_an_option_the_loss_fixes_raises():
     crit = stableloss.DiceLoss("binary")
     assert crit.alpha == 0.5
-    with pytest.raises(AttributeError, match=r"DiceLoss fixes alpha = 0.5 \(use TverskyLoss or tversky_loss to choose it\); received alpha=0.3"):
+    with pytest.raises(AttributeError, match=r"DiceLoss fixes alpha = 0.5 \(use TverskyLoss or"
+                       r" tversky_loss to choose it\); received alpha=0.3"):
         crit.alpha = 0.3
 
 

@@ -106,7 +106,7 @@ def build_cache(cases: Sequence[Case], root: Path, img_size: int, hu_window: Seq
         images = np.memmap(tmp / "images.f16", np.float16, "w+", shape=shape)
         labels = np.memmap(tmp / "labels.u8", np.uint8, "w+", shape=shape)
         entries, start = [], 0
-        for case, n in tqdm(list(zip(cases, counts)), desc="caching slices", unit="vol", disable=not progress):
+        for case, n in tqdm(list(zip(cases, counts, strict=False)), desc="caching slices", unit="vol", disable=not progress):
             hu, lab, _ = load_case(case)
             images[start:start + n] = preprocess(hu, img_size, hu_window).astype(np.float16)
             lab_small = resize_slices(lab, img_size, labels=True)

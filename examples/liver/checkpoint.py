@@ -25,10 +25,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from stableloss import CombinedLoss
-
 from liver.atomic import atomic_write
 from liver.guard import NonFiniteGuard, nonfinite_parameters
+from stableloss import CombinedLoss
 
 FORMAT = 1
 PARTS = ("model", "optimizer", "scheduler", "scaler", "criterion", "guard")

@@ -36,7 +36,8 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--img-size", type=int, help=f"slice size after resizing (default {DEFAULTS['img_size']}; the experiment: 256)")
     d.add_argument("--hu-window", type=float, nargs=2, default=list(HU_WINDOW), metavar=("LOW", "HIGH"),
                    help="HU clip window (default: %(default)s, abdominal level 40 / width 400)")
-    d.add_argument("--neg-ratio", type=float, default=0.25, help="slices without liver per slice with liver, each epoch (default %(default)s)")
+    d.add_argument("--neg-ratio", type=float, default=0.25,
+                   help="slices without liver per slice with liver, each epoch (default %(default)s)")
     d.add_argument("--folds", type=int, help=f"patient-level folds (default {DEFAULTS['folds']}, "
                    "or as many as there are volumes if fewer)")
     d.add_argument("--fold", type=int, default=0, help="validation fold (default %(default)s)")

@@ -99,7 +99,7 @@ def check_same_weights(model: nn.Module, info: DistInfo, when: str) -> list[str]
         everyone = [[] for _ in range(info.world)]
         dist.all_gather_object(everyone, mine)
     for rank, theirs in enumerate(everyone):
-        for (name, ours), (_, other) in zip(everyone[0], theirs):
+        for (name, ours), (_, other) in zip(everyone[0], theirs, strict=False):
             if ours != other:
                 raise RuntimeError(f"parameter {name!r} differs between rank 0 and rank {rank} {when}: "
                                    "the ranks no longer train the same model")

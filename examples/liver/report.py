@@ -35,7 +35,7 @@ def save_contours(path: Path, volumes: dict[str, np.ndarray], preds: dict[str, n
     if not ids:
         return
     fig, axes = plt.subplots(1, len(ids), figsize=(4 * len(ids), 4.6), squeeze=False)
-    for ax, cid in zip(axes[0], ids):
+    for ax, cid in zip(axes[0], ids, strict=False):
         z = int(np.argmax((trues[cid] > 0).reshape(len(trues[cid]), -1).sum(1)))
         ax.imshow(np.asarray(volumes[cid][z], np.float32), cmap="gray", origin="lower")
         for mask, color in ((trues[cid][z], "lime"), (preds[cid][z], "red")):

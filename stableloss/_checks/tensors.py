@@ -10,6 +10,7 @@ from torch import Tensor
 
 from stableloss._checks.values import is_compiling
 
+
 def check_class_count(name: str, count: Optional[int], num_classes: int) -> None:
     """A per-class option must have one entry per input channel."""
     if count is not None and count != num_classes:

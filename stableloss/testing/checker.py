@@ -168,7 +168,8 @@ class StabilityReport:
         head = ["scenario \\ context"] + self.contexts
         rows = [[scenario_label(s)] + [self.cells[(s, c)].text() for c in self.contexts] for s in self.scenarios]
         widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
-        line = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()
+        def line(r: list[str]) -> str:
+            return "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
         tol = "not checked" if self.tolerance is None else f"{self.tolerance:g}"
         incomplete = self.incomplete
         out = [self.title,
