@@ -69,6 +69,8 @@ def distance_to_seeds(
     """
     if seeds.numel() == 0:
         return torch.zeros(seeds.shape, dtype=torch.float32, device=seeds.device)
+    if seeds.device.type == "meta":  # shape inference: no data to measure
+        return torch.empty(seeds.shape, dtype=torch.float32, device=seeds.device)
     if backend == "scipy":
         return _scipy_distance_to_seeds(seeds, spacing)
     return squared_distance_to_seeds(seeds, spacing, algorithm=algorithm).sqrt_().contiguous()

@@ -6,10 +6,12 @@ option sets ("variants") to exercise, its float64 reference and its bounds.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
 import stableloss
+from stableloss.testing import REFERENCE_FLOOR
 from stableloss.hybrid import DEFAULT_BOUNDARY, DEFAULT_BOUNDARY_OPTIONS, DEFAULT_BOUNDARY_WEIGHT
 from tests import reference
 
@@ -28,6 +30,13 @@ class LossInfo:
     perfect_value: Optional[float] = 0.0  # the loss of a perfect prediction (None: not a constant)
     perfect_atol: float = 1e-6
     vmap: bool = True  # torch.func.vmap over the logits is supported
+    scale: Optional[Callable] = None  # (example shape, options) -> the magnitude of the loss's terms
+
+    def reference_floor(self, options: Dict):
+        """The stability checks' error floor: 1e-4 times the loss's natural magnitude."""
+        if self.scale is None:
+            return REFERENCE_FLOOR
+        return lambda example: REFERENCE_FLOOR * self.scale(example.shape, options)
 
     def build(self, mode: str, **options):
         return self.cls(mode, **options)
@@ -57,6 +66,14 @@ def _hybrid_reference(logits, target, *, mode):
             + DEFAULT_BOUNDARY_WEIGHT * boundary(logits, target, mode=mode, **options))
 
 
+def _map_magnitude(shape, options):
+    """Raw distance maps reach the image's extent diagonal: sums of such terms may cancel to 0."""
+    if options.get("normalize"):
+        return 1.0
+    spacing = options.get("spacing", 1.0)
+    return max(1.0, math.sqrt(sum((s * spacing) ** 2 for s in shape[2:])))
+
+
 def _jaccard_reference(logits, target, **kw):
     return reference.tversky_reference(logits, target, alpha=1.0, beta=1.0, **kw)
 
@@ -78,14 +95,16 @@ LOSSES = [
              variants=[{}, {"dice_weight": 0.5, "focal_weight": 0.5}], bounds=(0.0, None), overlap=False),
     LossInfo("boundary", stableloss.BoundaryLoss, stableloss.boundary_loss, reference.boundary_reference,
              variants=[{}, {"normalize": True, "spacing": 0.7}, {"inside_shift": 1.0, "no_surface": "zero"}],
-             bounds=(None, None), overlap=False, perfect_value=None),
+             bounds=(None, None), overlap=False, perfect_value=None, scale=_map_magnitude),
     LossInfo("hausdorff", stableloss.HausdorffDTLoss, stableloss.hausdorff_dt_loss, reference.hausdorff_reference,
              variants=[{}, {"alpha": 1.0, "normalize": True}, {"no_surface": "zero", "spacing": 1.5}],
              bounds=(0.0, None), overlap=False, vmap=False),  # the predicted mask's EDT branches on its data
     LossInfo("dou", stableloss.BoundaryDoULoss, stableloss.boundary_dou_loss, reference.boundary_dou_reference,
              variants=[{}, {"alpha_max": 0.5}], overlap=False, perfect_atol=1e-4),  # smooth = 1e-5 over >= 0.2 I
     LossInfo("hybrid", stableloss.BoundaryAwareLoss, stableloss.boundary_aware_loss, _hybrid_reference,
-             bounds=(None, None), overlap=False, perfect_value=None),
+             bounds=(None, None), overlap=False, perfect_value=None,
+             scale=lambda shape, options: max(1.0, DEFAULT_BOUNDARY_WEIGHT * _map_magnitude(
+                 shape, DEFAULT_BOUNDARY_OPTIONS[DEFAULT_BOUNDARY]))),
 ]
 
 BY_NAME = {info.name: info for info in LOSSES}

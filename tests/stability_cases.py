@@ -25,6 +25,10 @@ class Case:
     def reference_for(self, mode: str):
         return lambda logits, target: self.info.reference(logits, target, mode=mode, **self.options)
 
+    @property
+    def reference_floor(self):
+        return self.info.reference_floor(self.options)
+
 
 _pairs, _ids = cases()
 ALL = [Case(name, info, options) for (info, options), name in zip(_pairs, _ids, strict=False)]

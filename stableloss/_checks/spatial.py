@@ -50,7 +50,7 @@ def check_binary(name: str, value: Tensor, *, validate_args: bool) -> Tensor:
     """A 0/1 tensor (bool, integer or float), returned as bool; values checked with ``validate_args``."""
     if value.dtype == torch.bool:
         return value
-    if validate_args and not is_compiling() and value.numel() > 0:
+    if validate_args and not is_compiling() and value.numel() > 0 and value.device.type != "meta":
         bad = (value != 0) & (value != 1)  # NaN is != 0 and != 1
         if bool(bad.any()):
             example = value[bad][0].item()
@@ -80,7 +80,7 @@ def check_labels(labels: object, num_classes: object, ignore_index: Optional[int
             "target must have shape (N, *spatial) with 1 to 3 spatial dims when num_classes is given; "
             f"received shape {tuple(labels.shape)}"
         )
-    if validate_args and not is_compiling() and labels.numel() > 0:
+    if validate_args and not is_compiling() and labels.numel() > 0 and labels.device.type != "meta":
         valid = labels if ignore_index is None else labels[labels != ignore_index]
         if valid.numel() > 0:
             low, high = (int(v) for v in torch.aminmax(valid))

@@ -106,12 +106,12 @@ def check_target_values(target: Tensor, *, num_classes: int, mode: str, ignore_i
     if good_low <= low and high <= good_high:
         return
     if ignore_index is not None and ignore_index in (low, high):
-        kept = target[target != ignore_index]  # the rare path (a copy): an extreme value is ignore_index
-        if kept.numel() == 0:
+        # An extreme value is ignore_index (255 is the usual one): its pixels read as 0, a valid value.
+        filled = target.masked_fill(target == ignore_index, 0)
+        if all(good_low <= float(v) <= good_high for v in torch.aminmax(filled)):
             return
+        kept = target[target != ignore_index]  # only to name the offending range in the message
         low, high = (float(v) for v in torch.aminmax(kept))
-        if good_low <= low and high <= good_high:
-            return
     if mode == "multiclass":
         extra = "" if ignore_index is None else f" or ignore_index={ignore_index}"
         raise ValueError(

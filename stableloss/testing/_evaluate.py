@@ -231,6 +231,7 @@ def evaluate(
     reference: LossFn | None = None,
     tensors: tuple[Tensor, Tensor] | None = None,
     references: dict | None = None,
+    reference_floor: float | Callable[[Example], float] = REFERENCE_FLOOR,
 ) -> Outcome:
     """Run ``loss`` on ``example`` in ``context``: forward, backward, and compare with the reference.
 
@@ -245,6 +246,10 @@ def evaluate(
             is not finite where the loss is finite fails the outcome (reason ``ref``).
         tensors: ``example.tensors(device)``, when the caller already built them.
         references: A dict the caller keeps per example to reuse references across contexts.
+        reference_floor: The magnitude below which the error is judged absolutely (the denominator
+            is ``max(|reference|, reference_floor)``), or a function of the example giving it: for a
+            loss whose terms have another natural scale than 1 (a boundary loss in pixels sums
+            terms of the size of the image, which may cancel to 0), ``REFERENCE_FLOOR`` times it.
 
     Returns:
         An :class:`Outcome`. Exceptions raised by the loss are caught and recorded in it.
@@ -286,6 +291,7 @@ def evaluate(
     number = float(value.detach())
     error = None
     if ref is not None and math.isfinite(number) and math.isfinite(ref):
-        error = abs(number - ref) / max(abs(ref), REFERENCE_FLOOR)
+        floor = reference_floor(example) if callable(reference_floor) else reference_floor
+        error = abs(number - ref) / max(abs(ref), floor)
     return Outcome(example, context, number, grad_nonfinite, x.numel(), ref, ref_dtype, error, tolerance,
                    reference_note=note)

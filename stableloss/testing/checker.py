@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -30,6 +30,7 @@ from stableloss.testing._data import LOGIT_KINDS, MASK_KINDS, Example, example_s
 from stableloss.testing._evaluate import (
     CONTEXTS,
     DEFAULT_TOLERANCE,
+    REFERENCE_FLOOR,
     LossFn,
     Outcome,
     evaluate,
@@ -270,6 +271,7 @@ def check_stability(
     quick: bool = False,
     tolerance: float | None = DEFAULT_TOLERANCE,
     reference: LossFn | None = None,
+    reference_floor: float | Callable[[Example], float] = REFERENCE_FLOOR,
     time_budget: float | None = None,
     seed: int = 0,
     title: str | None = None,
@@ -295,6 +297,8 @@ def check_stability(
             ``loss`` itself on the same rounded logits in float64 (float32 if float64 raises).
             With a tolerance, an example where the loss is finite but the reference raises or is
             not finite fails its cell (``FAIL ref``): the accuracy is never left unchecked.
+        reference_floor: Below this magnitude the error is judged absolutely, or a function of the
+            example giving it (see :func:`~stableloss.testing.evaluate`); default 1e-4.
         time_budget: Seconds (> 0), or None; once spent, the remaining examples are skipped
             (largest sizes last) and their cells are incomplete: the report is then not ``ok``.
         seed: Base seed of every example.
@@ -351,7 +355,8 @@ def check_stability(
                 references: dict = {}
                 for context in live:
                     outcome = evaluate(loss, example, context, device=device, tolerance=tolerance,
-                                       reference=reference, tensors=tensors, references=references)
+                                       reference=reference, tensors=tensors, references=references,
+                                       reference_floor=reference_floor)
                     report.cells[(scenario, context)].add(outcome)
                 live = [c for c in live if not report.cells[(scenario, c)].failed]
     report.elapsed = time.perf_counter() - start
