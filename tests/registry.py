@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
 import stableloss
-from stableloss.testing import REFERENCE_FLOOR
 from stableloss.hybrid import DEFAULT_BOUNDARY, DEFAULT_BOUNDARY_OPTIONS, DEFAULT_BOUNDARY_WEIGHT
+from stableloss.testing import REFERENCE_FLOOR
 from tests import reference
 
 MODES = ("binary", "multiclass", "multilabel")
