@@ -133,12 +133,15 @@ class _OverlapSums(torch.autograd.Function):
         input, target, valid, activation, dims = inputs
         _, probs, complement, sign = output
         ctx.mark_non_differentiable(probs, complement, sign)
+        ctx.set_materialize_grads(False)  # no full-size zeros for the unused auxiliary outputs
         ctx.save_for_backward(input, target, valid, probs, complement, sign)
         ctx.save_for_forward(input, target, valid)
         ctx.activation, ctx.dims = activation, dims
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor, *unused: Any) -> Tuple[Optional[Tensor], ...]:  # type: ignore[override]
+        if grad is None:  # only an auxiliary output was used (grads are not materialised)
+            return (None,) * 5
         input, target, valid, probs, complement, sign = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: a differentiable backward
             return _reference_backward(ctx, grad, input, target, valid)
@@ -223,24 +226,22 @@ def eager_sums(flat: Tensor, target: Tensor, valid: Optional[Tensor], activation
     """``(3, C)`` or ``(3, N, C)`` sums in torch operations: dot products for hard labels with a sigmoid
     on the CPU (:mod:`stableloss._overlap_hard`), :class:`_OverlapSums` otherwise."""
     if activation == "sigmoid" and _hard_path_applies(flat, target):
-        from stableloss._overlap_hard import hard_sigmoid_sums
+        from stableloss._overlap_hard import complement_if_hard, hard_sigmoid_sums
 
-        return hard_sigmoid_sums(flat, target, valid, per_image)
+        spare = complement_if_hard(target, valid)
+        if spare is not None:
+            return hard_sigmoid_sums(flat, target, valid, per_image, spare)
     function = _OverlapSums if is_compiling() else _OverlapSumsForwardMode
     return function.apply(flat, target, valid, activation, (2,) if per_image else (0, 2))[0]
 
 
 def _hard_path_applies(flat: Tensor, target: Tensor) -> bool:
-    """CPU, eager, no gradient for the target, no forward-mode or functorch transform, and a hard target."""
+    """CPU, eager, no gradient for the target, no forward-mode AD or functorch transform."""
     if flat.device.type != "cpu" or target.requires_grad or is_compiling():
         return False
     if torch._C._functorch.is_functorch_wrapped_tensor(flat) or torch._C._functorch.is_functorch_wrapped_tensor(target):
         return False
-    if torch.autograd.forward_ad._current_level >= 0:  # inside torch.func.jvp / jacfwd: the general path has jvp
-        return False
-    from stableloss._overlap_hard import is_hard
-
-    return is_hard(target)
+    return torch.autograd.forward_ad._current_level < 0  # forward-mode AD: the general path has a jvp
 
 
 class _AllReduceSum(torch.autograd.Function):

@@ -55,7 +55,7 @@ class _SigmoidFocal(torch.autograd.Function):
         logits = saturate(input)  # autograd is off inside forward: a plain cast and clamp
         ce = logits.clamp_min(0.0).addcmul_(target, logits, value=-1.0)
         ce.add_(logits.abs().neg_().exp_().log1p_())  # the order of sigmoid_cross_entropy
-        u = one_minus_pt(ce)
+        u = torch.neg(ce).expm1_().neg_()  # one_minus_pt(ce) in place: no autograd inside forward
         loss = focal_factor(u, ce, gamma, threshold).mul_(ce)
         if weight is not None:
             loss.mul_(weight)
@@ -66,12 +66,15 @@ class _SigmoidFocal(torch.autograd.Function):
         input, target, weight, gamma, threshold = inputs
         _, logits, ce, u = output
         ctx.mark_non_differentiable(logits, ce, u)
+        ctx.set_materialize_grads(False)  # no full-size zeros for the unused auxiliary outputs
         ctx.save_for_backward(input, target, weight, logits, ce, u)
         ctx.save_for_forward(input, target, weight)
         ctx.gamma, ctx.threshold = gamma, threshold
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor, *unused: Any) -> Tuple[Optional[Tensor], ...]:  # type: ignore[override]
+        if grad is None:  # only an auxiliary output was used (grads are not materialised)
+            return (None,) * 5
         input, target, weight, logits, ce, u = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: a differentiable backward
             return _reference_backward(ctx, grad, input, target, weight)
@@ -81,7 +84,7 @@ class _SigmoidFocal(torch.autograd.Function):
         d_ce.mul_(grad)
         # sigmoid(x) - t, where t = 1 as -u: sigmoid(x) rounds to 1 above x = 17 and the difference to 0,
         # while u = 1 - p_t = sigmoid(-x) there is exact (a wrong gradient of 0 would hide tiny losses).
-        residual = torch.where(target == 1, torch.neg(u), torch.sigmoid(logits).sub_(target))
+        residual = torch.where(target == 1, u, torch.sigmoid(logits).sub_(target).neg_()).neg_()
         grad_input = residual.mul_(d_ce).to(input.dtype)
         grad_target = grad_weight = None
         if ctx.needs_input_grad[1]:
