@@ -89,10 +89,10 @@ def probe_description(distance: Tensor, island: Tensor, shell: Tensor, logit: fl
     outside = -distance
     n = distance.shape[0]
     return {"band_px": BAND, "island_side_px": ISLAND_SIDE, "island_margin_px": ISLAND_MARGIN, "island_logit": logit,
-                "island_pixels_per_image": int(island.sum()) // n,
-                "island_distance_mean_px": float(outside[island].mean()), "island_distance_min_px": float(outside[island].min()),
-                "shell_px": [BAND, SHELL_OUTER], "shell_logit": logit, "shell_pixels_per_image": int(shell.sum()) // n,
-                "shell_distance_mean_px": float(outside[shell].mean())}
+            "island_pixels_per_image": int(island.sum()) // n,
+            "island_distance_mean_px": float(outside[island].mean()), "island_distance_min_px": float(outside[island].min()),
+            "shell_px": [BAND, SHELL_OUTER], "shell_logit": logit, "shell_pixels_per_image": int(shell.sum()) // n,
+            "shell_distance_mean_px": float(outside[shell].mean())}
 
 
 def _slice(x: Tensor) -> Tensor:
@@ -134,14 +134,14 @@ def measure(impls: list[C.Impl], shape, device, progress, *, island_logit: float
         rows.append(row)
         maps[impl.label] = _slice(h / hb) if hb > 0 else _slice(h)
     return {"rows": rows, "probe": probe_description(dist, island, shell, island_logit), "maps": maps,
-                "target": _slice(t), "island": _slice(island), "shell": _slice(shell)}
+            "target": _slice(t), "island": _slice(island), "shell": _slice(shell)}
 
 
 def describe(module: object) -> dict:
     """A combined loss's weights and the repr of each term (for the metadata)."""
     terms = getattr(module, "losses", {})
     return {"weights": getattr(module, "weights", None),
-                "terms": {name: f"{type(term).__name__}({term.extra_repr()})" for name, term in terms.items()}}
+            "terms": {name: f"{type(term).__name__}({term.extra_repr()})" for name, term in terms.items()}}
 
 
 def _value_text(value: object) -> str:

@@ -127,7 +127,7 @@ def underflow(impls: list[C.Impl], sizes: dict[str, tuple], device, progress) ->
                 continue
             nonzero = grad[grad != 0]
             row = {"shape": "x".join(map(str, sizes[dim])), "loss": impl.loss, "source": impl.source,
-                       "median_abs_grad": float(nonzero.abs().median()) if nonzero.numel() else 0.0}
+                   "median_abs_grad": float(nonzero.abs().median()) if nonzero.numel() else 0.0}
             for tag, scale in (("", 1.0), ("_scaled", GRAD_SCALE)):
                 half = (nonzero * scale).half()
                 n = max(nonzero.numel(), 1)
