@@ -17,8 +17,10 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -28,7 +30,15 @@ import stableloss as sl
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 LOSSES = ("dice", "tversky", "jaccard", "focal", "log_cosh_dice", "hybrid")
-"""The benchmarked losses; ``tversky`` uses alpha=0.3 (FP), beta=0.7 (FN); ``hybrid`` is 0.7 Dice + 0.3 Focal(gamma 2)."""
+"""The region losses; ``tversky`` uses alpha=0.3 (FP), beta=0.7 (FN); ``hybrid`` is the seed experiment's
+0.7 Dice + 0.3 Focal(gamma 2) (stableloss: ``BoundaryAwareLoss(mode, boundary=None)``)."""
+
+BOUNDARY_LOSSES = ("boundary_aware", "boundary_loss", "hausdorff_dt", "boundary_dou")
+"""The boundary-aware losses: ``boundary_aware`` is ``BoundaryAwareLoss(mode)`` with the library's
+defaults; ``boundary_loss`` Kervadec's boundary loss, ``hausdorff_dt`` Karimi's Hausdorff-DT loss
+(stableloss and MONAI, each with its defaults), ``boundary_dou`` Sun's boundary DoU (stableloss only)."""
+
+ALL_LOSSES = LOSSES + BOUNDARY_LOSSES
 
 SOURCES = ("stableloss", "smp", "monai")
 """Libraries compared; ``stableloss-noval`` (stableloss with ``validate_args=False``) may be added."""
@@ -53,11 +63,11 @@ class Impl:
 _NOTED: set = set()
 
 
-def optional_import(name: str) -> Optional[object]:
+def optional_import(name: str) -> Any:
     """Import ``name`` or return None, printing one note per missing module."""
     try:
         return importlib.import_module(name)
-    except Exception as err:  # ImportError, or a broken install raising something else
+    except Exception as err:  # noqa: BLE001 - ImportError, or a broken install raising something else
         if name not in _NOTED:
             print(f"note: {name} is not importable ({type(err).__name__}: {err}); its rows are skipped")
             _NOTED.add(name)
@@ -73,19 +83,37 @@ def _weighted(dice: LossFn, focal: LossFn) -> LossFn:
     return lambda x, t: DICE_WEIGHT * dice(x, t) + FOCAL_WEIGHT * focal(x, t)
 
 
-def _stableloss_impls(validate_args: bool = True) -> Dict[str, LossFn]:
-    kw = dict(validate_args=validate_args)
-    return {
+def without_validation(module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` with ``validate_args=False`` set on it and on every loss inside it."""
+    for part in module.modules():
+        if hasattr(part, "validate_args"):
+            setattr(part, "validate_args", False)  # noqa: B010 - typed as Tensor | Module
+    return module
+
+
+def _stableloss_impls(validate_args: bool = True) -> dict[str, LossFn]:
+    kw = {"validate_args": validate_args}
+    modules: dict[str, torch.nn.Module] = {
         "dice": sl.DiceLoss("binary", **kw),
         "tversky": sl.TverskyLoss("binary", alpha=TVERSKY_ALPHA, beta=TVERSKY_BETA, **kw),
         "jaccard": sl.JaccardLoss("binary", **kw),
         "focal": sl.FocalLoss("binary", gamma=2.0, **kw),
         "log_cosh_dice": sl.LogCoshDiceLoss("binary", **kw),
-        "hybrid": sl.BoundaryAwareLoss("binary", dice=sl.DiceLoss("binary", **kw), focal=sl.FocalLoss("binary", gamma=2.0, **kw)),
+        "hybrid": sl.BoundaryAwareLoss("binary", boundary=None, dice=sl.DiceLoss("binary", **kw),
+                                       focal=sl.FocalLoss("binary", gamma=2.0, **kw)),
+        # The library's defaults, whatever they are: never restated here.
+        "boundary_aware": sl.BoundaryAwareLoss("binary"),
+        "boundary_loss": sl.BoundaryLoss("binary"),
+        "hausdorff_dt": sl.HausdorffDTLoss("binary"),
+        "boundary_dou": sl.BoundaryDoULoss("binary"),
     }
+    if not validate_args:
+        for module in modules.values():
+            without_validation(module)
+    return dict(modules.items())
 
 
-def _smp_impls() -> Dict[str, LossFn]:
+def _smp_impls() -> dict[str, LossFn]:
     smp = optional_import("segmentation_models_pytorch")
     if smp is None:
         return {}
@@ -102,7 +130,7 @@ def _smp_impls() -> Dict[str, LossFn]:
     }
 
 
-def _monai_impls() -> Dict[str, LossFn]:
+def _monai_impls() -> dict[str, LossFn]:
     if optional_import("monai") is None:
         return {}
     from monai import losses
@@ -116,20 +144,23 @@ def _monai_impls() -> Dict[str, LossFn]:
         "focal": losses.FocalLoss(gamma=2.0),
         "log_cosh_dice": _log_cosh(dice),
         "hybrid": losses.DiceFocalLoss(sigmoid=True, batch=True, gamma=2.0, lambda_dice=DICE_WEIGHT, lambda_focal=FOCAL_WEIGHT),
+        # Distance maps recomputed inside every forward (SciPy, a loop over batch x channel).
+        "boundary_loss": losses.BoundaryLoss(sigmoid=True),
+        "hausdorff_dt": losses.HausdorffDTLoss(sigmoid=True),
     }
 
 
 def build_impls(losses: Sequence[str] = LOSSES, sources: Sequence[str] = SOURCES,
-                extra: dict[str, Callable[[], dict[str, LossFn]]] | None = None) -> List[Impl]:
-    """Every available implementation of ``losses`` from ``sources``, grouped by loss.
+                extra: dict[str, Callable[[], dict[str, LossFn]]] | None = None) -> list[Impl]:
+    """Every available implementation of ``losses`` (from :data:`ALL_LOSSES`) from ``sources``, grouped by loss.
 
     ``extra``: more sources, name -> builder of ``{loss: fn}`` (``_fused_rows.builders``).
     """
     builders = {"stableloss": _stableloss_impls, "stableloss-noval": lambda: _stableloss_impls(False),
                 "smp": _smp_impls, "monai": _monai_impls, **(extra or {})}
-    unknown = [name for name in list(losses) if name not in LOSSES] + [s for s in sources if s not in builders]
+    unknown = [name for name in list(losses) if name not in ALL_LOSSES] + [s for s in sources if s not in builders]
     if unknown:
-        raise SystemExit(f"unknown loss or source {unknown}; losses are {list(LOSSES)}, sources {sorted(builders)}")
+        raise SystemExit(f"unknown loss or source {unknown}; losses are {list(ALL_LOSSES)}, sources {sorted(builders)}")
     tables = {src: builders[src]() for src in sources}
     return [Impl(loss, src, tables[src][loss]) for loss in losses for src in sources if loss in tables[src]]
 
@@ -194,14 +225,14 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def precision_context(device: torch.device, autocast: Optional[torch.dtype]):
+def precision_context(device: torch.device, autocast: torch.dtype | None):
     """``torch.autocast`` to ``autocast`` on ``device``, or a no-op context for None."""
     if autocast is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=autocast)
 
 
-def fwd_bwd(fn: LossFn, x: Tensor, t: Tensor, autocast: Optional[torch.dtype]) -> Tensor:
+def fwd_bwd(fn: LossFn, x: Tensor, t: Tensor, autocast: torch.dtype | None) -> Tensor:
     """One forward and backward of ``fn``; returns the (detached) loss."""
     x.grad = None
     with precision_context(x.device, autocast):
@@ -210,10 +241,23 @@ def fwd_bwd(fn: LossFn, x: Tensor, t: Tensor, autocast: Optional[torch.dtype]) -
     return loss.detach()
 
 
+def gradient(fn: LossFn, x: Tensor, t: Tensor, autocast: torch.dtype | None) -> tuple:
+    """Loss (float) and gradient with respect to the leaf ``x``; an exception gives ``(error, None)``."""
+    x = x.detach().requires_grad_()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loss = fwd_bwd(fn, x, t, autocast)
+    except Exception as err:  # noqa: BLE001 - an anchor that does not support this dtype or device
+        return f"{type(err).__name__}: {str(err).splitlines()[0][:70]}", None
+    grad = x.grad if x.grad is not None else torch.zeros_like(x)
+    return float(loss.float()), grad
+
+
 def time_interleaved(
-    fns: Dict[str, LossFn], x: Tensor, t: Tensor, *, autocast: Optional[torch.dtype], warmup: int, repeats: int,
+    fns: dict[str, LossFn], x: Tensor, t: Tensor, *, autocast: torch.dtype | None, warmup: int, repeats: int,
     clock: Callable[[], float] = time.perf_counter,
-) -> Dict[str, List[float]]:
+) -> dict[str, list[float]]:
     """Seconds per forward+backward, ``repeats`` times each, the implementations interleaved.
 
     Interleaving (A B C A B C ...) spreads machine noise (other processes, frequency changes)
@@ -225,7 +269,7 @@ def time_interleaved(
         for _ in range(warmup):
             fwd_bwd(fn, x, t, autocast)
     sync(x.device)
-    times: Dict[str, List[float]] = {name: [] for name in fns}
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
             sync(x.device)
@@ -244,7 +288,7 @@ def spread(samples: Sequence[float]) -> tuple:
     return statistics.median(samples), q[2] - q[0]
 
 
-def peak_memory(fn: LossFn, x: Tensor, t: Tensor, autocast: Optional[torch.dtype]) -> int:
+def peak_memory(fn: LossFn, x: Tensor, t: Tensor, autocast: torch.dtype | None) -> int:
     """Peak bytes allocated during one forward+backward, above what was allocated before it.
 
     CUDA: ``torch.cuda.max_memory_allocated``. CPU: the allocation and free events recorded by
@@ -275,8 +319,8 @@ def peak_memory(fn: LossFn, x: Tensor, t: Tensor, autocast: Optional[torch.dtype
 def git_commit() -> str:
     here = os.path.dirname(os.path.abspath(__file__))
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10, check=False)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True, timeout=10, check=False)
         return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -295,7 +339,7 @@ def _cpu_name() -> str:
 
 def metadata(device: torch.device) -> dict:
     """Versions, device, threads and commit of this run."""
-    versions = {"python": platform.python_version(), "torch": torch.__version__, "stableloss": sl.__version__}
+    versions: dict[str, str | None] = {"python": platform.python_version(), "torch": torch.__version__, "stableloss": sl.__version__}
     for name in ("segmentation_models_pytorch", "monai", "numpy"):
         mod = sys.modules.get(name)
         versions[name] = getattr(mod, "__version__", None) if mod else None
@@ -314,7 +358,7 @@ def metadata(device: torch.device) -> dict:
     return info
 
 
-def resolve_device(name: Optional[str]) -> torch.device:
+def resolve_device(name: str | None) -> torch.device:
     """``--device`` value, defaulting to CUDA when present."""
     if name is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -324,7 +368,7 @@ def resolve_device(name: Optional[str]) -> torch.device:
     return device
 
 
-def format_table(rows: List[dict], columns: Sequence[str]) -> str:
+def format_table(rows: list[dict], columns: Sequence[str]) -> str:
     """A plain-text table with right-aligned numbers."""
 
     def cell(value: object) -> str:
@@ -353,7 +397,7 @@ def _numeric(text: str) -> bool:
         return False
 
 
-def atomic_write(path: str, content: Union[str, Callable[[str], object]]) -> None:
+def atomic_write(path: str, content: str | Callable[[str], object]) -> None:
     """Write ``content`` (text, or a callable that writes the file at the path it is given) to
     ``path`` through a temporary sibling and ``os.replace``: a reader never sees a partial file."""
     root, ext = os.path.splitext(path)

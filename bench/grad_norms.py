@@ -13,17 +13,29 @@ Three measurements, on a blob (ball) target; see ``docs/benchmarks.md`` for how 
    that become 0 (and that become subnormal, keeping few bits), without scaling and with
    ``torch.amp.GradScaler``'s default scale 2**16 (and the fraction that overflows to inf there),
    for a 2D batch and a 3D volume. Per-pixel gradients of mean-reduced losses shrink as 1/N.
-3. **Boundary emphasis.** For the same prediction, mean |gradient| on boundary pixels (within 1.5
-   pixels of the target's surface) over the mean elsewhere, and over the mean inside the object.
+3. **Boundary emphasis** (``_boundary.py``). For the same prediction, mean |gradient| on boundary
+   pixels (within 1.5 pixels of the target's surface) over the mean elsewhere, and over the mean
+   inside the object; then, with a confidently wrong island far from the object and a shell of
+   false positives just outside it (logit +4), mean |gradient| on the island over the band, on the
+   shell over the band, and on the island over the shell (does the gradient grow with the distance
+   of an error?).
 
-Writes ``sweep.csv``, ``underflow.csv``, ``boundary.csv``, ``grad_norm_vs_scale.png``,
-``boundary_ratio.png``, ``fp16_underflow.png`` and ``metadata.json`` to ``--out``; prints tables.
+The losses are the region losses of ``_common.LOSSES`` and the boundary-aware ones of
+``_common.BOUNDARY_LOSSES`` (``BoundaryAwareLoss`` with the library's defaults, the boundary,
+Hausdorff-DT and boundary DoU losses, MONAI's ``BoundaryLoss`` and ``HausdorffDTLoss``), plus
+``--candidates``: extra ``BoundaryAwareLoss`` keyword sets, as rows of every measurement.
+
+Writes ``sweep.csv``, ``underflow.csv``, ``boundary.csv``, ``boundary.json``,
+``grad_norm_vs_scale.png``, ``boundary_ratio.png``, ``boundary_grad_maps.png``,
+``fp16_underflow.png`` and ``metadata.json`` to ``--out`` (those of the measurements run); prints tables.
 
 Usage::
 
-    python bench/grad_norms.py --quick          # small inputs, under a minute on a CPU
+    python bench/grad_norms.py --quick          # small inputs, a few minutes on a CPU
     python bench/grad_norms.py                  # 8x1x256x256 sweep, 16x1x512x512 and 2x1x128^3 underflow
     python bench/grad_norms.py --device cuda    # CUDA contexts
+    python bench/grad_norms.py --only boundary --losses dice,hybrid,boundary_aware \\
+        --candidates '[{"boundary_weight": 1.0}, {"boundary": "hausdorff"}]'   # try BoundaryAwareLoss settings
 """
 
 from __future__ import annotations
@@ -35,12 +47,12 @@ import json
 import math
 import os
 import sys
-import warnings
-from typing import Dict, List, Optional
 
 import torch
 
+import _boundary
 import _common as C
+import stableloss as sl
 
 # name -> (logits dtype, autocast dtype or None)
 CONTEXTS = {
@@ -52,38 +64,32 @@ CONTEXTS = {
 SCALES = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 256.0, 1024.0, 8192.0, 65504.0)
 QUICK_SCALES = (1.0, 4.0, 16.0, 256.0, 65504.0)
 GRAD_SCALE = 2.0**16
-BAND = 1.5
+MEASUREMENTS = ("sweep", "underflow", "boundary")
 SIZES = {"sweep": (8, 1, 256, 256), "2d": (16, 1, 512, 512), "3d": (2, 1, 128, 128, 128), "boundary": (8, 1, 256, 256)}
 # quick: the sweep keeps > 65504 pixels, so float16 sums still overflow where they would.
 QUICK_SIZES = {"sweep": (1, 1, 256, 256), "2d": (4, 1, 128, 128), "3d": (1, 1, 48, 48, 48), "boundary": (2, 1, 128, 128)}
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small inputs and fewer scales")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     parser.add_argument("--out", default="bench_results", help="output folder (default bench_results/)")
-    parser.add_argument("--losses", default=",".join(C.LOSSES), help="comma list of " + ", ".join(C.LOSSES))
+    parser.add_argument("--losses", default=",".join(C.ALL_LOSSES), help="comma list of " + ", ".join(C.ALL_LOSSES))
     parser.add_argument("--sources", default=",".join(C.SOURCES), help="comma list of " + ", ".join(C.SOURCES))
     parser.add_argument("--contexts", default=",".join(CONTEXTS), help="comma list of " + ", ".join(CONTEXTS))
+    parser.add_argument("--only", default=",".join(MEASUREMENTS),
+                        help="comma list of the measurements to run: " + ", ".join(MEASUREMENTS) + " (default all)")
+    parser.add_argument("--candidates", default=None,
+                        help="extra rows: BoundaryAwareLoss('binary', **kw) for each keyword set in this JSON (or JSON file): "
+                             "a list of objects, one object, or an object of named objects")
+    parser.add_argument("--island-logit", type=float, default=_boundary.ISLAND_LOGIT,
+                        help=f"logit of the far island and the near shell (default {_boundary.ISLAND_LOGIT:g})")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     return parser.parse_args(argv)
 
 
-def gradient(fn: C.LossFn, x: torch.Tensor, t: torch.Tensor, autocast) -> tuple:
-    """Loss (float) and gradient with respect to the leaf ``x``; an exception gives ``(error, None)``."""
-    x = x.detach().requires_grad_()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            loss = C.fwd_bwd(fn, x, t, autocast)
-    except Exception as err:  # an anchor that does not support this dtype or device
-        return f"{type(err).__name__}: {str(err).splitlines()[0][:70]}", None
-    grad = x.grad if x.grad is not None else torch.zeros_like(x)
-    return float(loss.float()), grad
-
-
-def sweep(impls: List[C.Impl], contexts: List[str], scales, shape, device, progress) -> List[dict]:
+def sweep(impls: list[C.Impl], contexts: list[str], scales, shape, device, progress) -> list[dict]:
     """Loss, gradient norm and non-finite fraction for every implementation, context, direction and scale."""
     target, *_ = C.ball_target(shape, generator=torch.Generator().manual_seed(0), device=device)
     sign = 2 * target - 1
@@ -94,8 +100,8 @@ def sweep(impls: List[C.Impl], contexts: List[str], scales, shape, device, progr
             for direction, d in (("right", 1.0), ("wrong", -1.0)):
                 for scale in scales:
                     x = (d * scale * sign).to(dtype)
-                    loss, grad = gradient(impl.fn, x, target, autocast)
-                    row = dict(loss=impl.loss, source=impl.source, context=context, direction=direction, scale=scale)
+                    loss, grad = C.gradient(impl.fn, x, target, autocast)
+                    row = {"loss": impl.loss, "source": impl.source, "context": context, "direction": direction, "scale": scale}
                     if grad is None:
                         row["error"] = loss
                     else:
@@ -107,7 +113,7 @@ def sweep(impls: List[C.Impl], contexts: List[str], scales, shape, device, progr
     return rows
 
 
-def underflow(impls: List[C.Impl], sizes: Dict[str, tuple], device, progress) -> List[dict]:
+def underflow(impls: list[C.Impl], sizes: dict[str, tuple], device, progress) -> list[dict]:
     """Fractions of non-zero float32 gradient elements lost or degraded when cast to float16."""
     tiny = torch.finfo(torch.float16).tiny  # smallest normal float16
     rows = []
@@ -115,13 +121,13 @@ def underflow(impls: List[C.Impl], sizes: Dict[str, tuple], device, progress) ->
         x, t, _ = C.soft_prediction(sizes[dim], generator=torch.Generator().manual_seed(1))
         x, t = x.to(device), t.to(device)
         for impl in impls:
-            _, grad = gradient(impl.fn, x, t, None)
+            _, grad = C.gradient(impl.fn, x, t, None)
             progress.update()
             if grad is None:
                 continue
             nonzero = grad[grad != 0]
-            row = dict(shape="x".join(map(str, sizes[dim])), loss=impl.loss, source=impl.source,
-                       median_abs_grad=float(nonzero.abs().median()) if nonzero.numel() else 0.0)
+            row = {"shape": "x".join(map(str, sizes[dim])), "loss": impl.loss, "source": impl.source,
+                   "median_abs_grad": float(nonzero.abs().median()) if nonzero.numel() else 0.0}
             for tag, scale in (("", 1.0), ("_scaled", GRAD_SCALE)):
                 half = (nonzero * scale).half()
                 n = max(nonzero.numel(), 1)
@@ -133,35 +139,16 @@ def underflow(impls: List[C.Impl], sizes: Dict[str, tuple], device, progress) ->
     return rows
 
 
-def boundary(impls: List[C.Impl], shape, device, progress) -> List[dict]:
-    """Mean |gradient| near the target's surface over the mean elsewhere, and over the object's inside."""
-    x, t, dist = C.soft_prediction(shape, generator=torch.Generator().manual_seed(2))
-    x, t, dist = x.to(device), t.to(device), dist.to(device)
-    band, inside = dist.abs() <= BAND, dist > BAND
-    rows = []
-    for impl in impls:
-        _, grad = gradient(impl.fn, x, t, None)
-        progress.update()
-        if grad is None:
-            continue
-        g = grad.abs().double()
-        b, rest, inner = g[band].mean(), g[~band].mean(), g[inside].mean()
-        rows.append(dict(loss=impl.loss, source=impl.source, boundary_mean=float(b), rest_mean=float(rest),
-                         ratio=float(b / rest) if rest > 0 else math.inf,
-                         ratio_vs_inside=float(b / inner) if inner > 0 else math.inf))
-    return rows
-
-
-def sweep_summary(rows: List[dict], scales) -> List[dict]:
+def sweep_summary(rows: list[dict], scales) -> list[dict]:
     """One line per implementation and context: non-finite cases, cases whose gradient is exactly 0
     where the float32 one is not (``zero_grad``: the gradient was lost), and a few gradient norms."""
-    out: Dict[tuple, dict] = {}
+    out: dict[tuple, dict] = {}
     low, high = min(scales), max(scales)
     reference = {(r["source"], r["loss"], r["direction"], r["scale"]): r.get("grad_norm", math.nan)
                  for r in rows if r["context"] == "float32"}
     for r in rows:
         key = (f"{r['source']}:{r['loss']}", r["context"])
-        line = out.setdefault(key, dict(impl=key[0], context=key[1], nonfinite=0, zero_grad=0, cases=0))
+        line = out.setdefault(key, {"impl": key[0], "context": key[1], "nonfinite": 0, "zero_grad": 0, "cases": 0})
         line["cases"] += 1
         if "error" in r:
             line["error"] = r["error"]
@@ -175,8 +162,8 @@ def sweep_summary(rows: List[dict], scales) -> List[dict]:
     return list(out.values())
 
 
-def write_csv(path: str, rows: List[dict]) -> None:
-    fields: List[str] = []
+def write_csv(path: str, rows: list[dict]) -> None:
+    fields: list[str] = []
     for r in rows:
         fields += [k for k in r if k not in fields]
     text = io.StringIO(newline="")
@@ -186,51 +173,86 @@ def write_csv(path: str, rows: List[dict]) -> None:
     C.atomic_write(path, text.getvalue())
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+BOUNDARY_COLUMNS = ["loss", "source", "ratio", "ratio_vs_inside", "island_vs_band", "shell_vs_band", "far_vs_near",
+                    "boundary_mean", "rest_mean"]
+
+
+def report_boundary(result: dict, shape, out: str, meta: dict) -> list[str]:
+    """Print the boundary-emphasis table and write ``boundary.csv`` and ``boundary.json``."""
+    probe, rows = result["probe"], result["rows"]
+    print(f"\n== boundary emphasis, {'x'.join(map(str, shape))}: ratio = mean |grad| within {probe['band_px']} px of "
+          f"the surface over the rest; with confident false positives (logit {probe['island_logit']:+g}): an "
+          f"{probe['island_side_px']} px island {probe['island_distance_mean_px']:.1f} px (min "
+          f"{probe['island_distance_min_px']:.1f}) from the surface, a shell at {probe['shell_px'][0]}-{probe['shell_px'][1]} px "
+          f"(mean {probe['shell_distance_mean_px']:.1f}); island_vs_band, shell_vs_band, far_vs_near = island over shell ==")
+    print(C.format_table(rows, BOUNDARY_COLUMNS))
+    for row in rows:
+        if "error" in row:
+            print(f"skipped {row['source']}:{row['loss']} in the boundary measurement: {row['error']}")
+    write_csv(os.path.join(out, "boundary.csv"), rows)
+    C.atomic_write(os.path.join(out, "boundary.json"), json.dumps({"metadata": meta, "probe": probe, "rows": rows}, indent=1))
+    return ["boundary.csv", "boundary.json"]
+
+
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = C.resolve_device(args.device)
     contexts = [c for c in args.contexts.split(",") if c]
-    bad = [c for c in contexts if c not in CONTEXTS]
-    if bad:
-        raise SystemExit(f"--contexts must be from {list(CONTEXTS)}; received {bad}")
+    only = [m for m in args.only.split(",") if m]
+    bad = [c for c in contexts if c not in CONTEXTS] + [m for m in only if m not in MEASUREMENTS]
+    if bad or not only:
+        raise SystemExit(f"--contexts must be from {list(CONTEXTS)} and --only from {list(MEASUREMENTS)} (at least one); "
+                         f"received {bad or only}")
+    if not math.isfinite(args.island_logit):
+        raise SystemExit(f"--island-logit must be a finite number; received {args.island_logit}")
     sizes, scales = (QUICK_SIZES, QUICK_SCALES) if args.quick else (SIZES, SCALES)
-    impls = C.build_impls(args.losses.split(","), args.sources.split(","))
+    impls = C.build_impls([name for name in args.losses.split(",") if name], args.sources.split(","))
+    candidates = _boundary.candidate_impls(args.candidates) if args.candidates else []
+    impls += candidates
     os.makedirs(args.out, exist_ok=True)
     meta = C.metadata(device)
-    meta.update(sizes={k: list(v) for k, v in sizes.items()}, scales=list(scales), contexts=contexts,
-                grad_scale=GRAD_SCALE, boundary_band_px=BAND)
+    meta.update(sizes={k: list(v) for k, v in sizes.items()}, scales=list(scales), contexts=contexts, measurements=only,
+                grad_scale=GRAD_SCALE, boundary_band_px=_boundary.BAND,
+                boundary_aware_defaults=_boundary.describe(sl.BoundaryAwareLoss("binary")),
+                candidates={impl.loss: _boundary.describe(impl.fn) for impl in candidates})
     print(f"device {meta['device']} ({meta['device_name']}), torch {torch.__version__}, commit {meta['commit']}")
-    total = len(impls) * (len(contexts) * 2 * len(scales) + 3)
+    runs = {"sweep": len(contexts) * 2 * len(scales), "underflow": 2, "boundary": 2}
     tqdm = C.optional_import("tqdm")
+    total = len(impls) * sum(runs[m] for m in only)
     progress = tqdm.tqdm(total=total, desc="grad_norms", unit="run", file=sys.stderr) if tqdm else _NoBar()
-    sweep_rows = sweep(impls, contexts, scales, sizes["sweep"], device, progress)
-    under_rows = underflow(impls, sizes, device, progress)
-    bound_rows = boundary(impls, sizes["boundary"], device, progress)
+    sweep_rows = sweep(impls, contexts, scales, sizes["sweep"], device, progress) if "sweep" in only else []
+    under_rows = underflow(impls, sizes, device, progress) if "underflow" in only else []
+    bound = _boundary.measure(impls, sizes["boundary"], device, progress, island_logit=args.island_logit) if "boundary" in only else None
     progress.close()
 
-    summary = sweep_summary(sweep_rows, scales)
-    print(f"\n== logit-scale sweep, {'x'.join(map(str, sizes['sweep']))}: non-finite cases of "
-          f"{len(scales) * 2} (loss or any gradient element), "
-          f"zero_grad: gradient exactly 0 where float32's is not; gradient norms ==")
-    print(C.format_table(summary, list(dict.fromkeys(k for r in summary for k in r))))
-    print("\n== fp16 cast of float32 gradients (fractions of non-zero elements); _scaled: x 2**16 first ==")
-    cols = ["shape", "loss", "source", "median_abs_grad", "zero", "subnormal", "zero_scaled", "subnormal_scaled", "inf_scaled"]
-    print(C.format_table(under_rows, cols))
-    print(f"\n== boundary emphasis, {'x'.join(map(str, sizes['boundary']))}: mean |grad| within {BAND} px of the surface ==")
-    print(C.format_table(bound_rows, ["loss", "source", "boundary_mean", "rest_mean", "ratio", "ratio_vs_inside"]))
-    for line in summary:
-        if "error" in line:
-            print(f"skipped {line['impl']} in {line['context']}: {line['error']}")
-
-    write_csv(os.path.join(args.out, "sweep.csv"), sweep_rows)
-    write_csv(os.path.join(args.out, "underflow.csv"), under_rows)
-    write_csv(os.path.join(args.out, "boundary.csv"), bound_rows)
+    written = []
+    if "sweep" in only:
+        summary = sweep_summary(sweep_rows, scales)
+        print(f"\n== logit-scale sweep, {'x'.join(map(str, sizes['sweep']))}: non-finite cases of "
+              f"{len(scales) * 2} (loss or any gradient element), "
+              f"zero_grad: gradient exactly 0 where float32's is not; gradient norms ==")
+        print(C.format_table(summary, list(dict.fromkeys(k for r in summary for k in r))))
+        for line in summary:
+            if "error" in line:
+                print(f"skipped {line['impl']} in {line['context']}: {line['error']}")
+        write_csv(os.path.join(args.out, "sweep.csv"), sweep_rows)
+        written.append("sweep.csv")
+    if "underflow" in only:
+        print("\n== fp16 cast of float32 gradients (fractions of non-zero elements); _scaled: x 2**16 first ==")
+        cols = ["shape", "loss", "source", "median_abs_grad", "zero", "subnormal", "zero_scaled", "subnormal_scaled", "inf_scaled"]
+        print(C.format_table(under_rows, cols))
+        write_csv(os.path.join(args.out, "underflow.csv"), under_rows)
+        written.append("underflow.csv")
+    if bound is not None:
+        meta["boundary_probe"] = bound["probe"]
+        written += report_boundary(bound, sizes["boundary"], args.out, meta)
     C.atomic_write(os.path.join(args.out, "metadata.json"), json.dumps(meta, indent=1))
+    written.append("metadata.json")
     if not args.no_plots:
         import _plots  # matplotlib is only needed here
 
-        _plots.plot_all(args.out, sweep_rows, under_rows, bound_rows, contexts)
-    print(f"wrote {args.out}/: sweep.csv, underflow.csv, boundary.csv, metadata.json" + ("" if args.no_plots else ", 3 PNG figures"))
+        written += _plots.plot_all(args.out, sweep_rows, under_rows, bound, contexts)
+    print(f"wrote {args.out}/: " + ", ".join(written))
     return 0
 
 

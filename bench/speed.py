@@ -37,7 +37,6 @@ import math
 import os
 import sys
 import time
-from typing import Dict, List, Optional
 
 import torch
 
@@ -50,7 +49,7 @@ PRECISIONS = {"float32": None, "fp16": torch.float16}
 COLUMNS = ("shape", "precision", "impl", "ms", "iqr_ms", "min_ms", "x_smp", "x_smp_min", "x_floor", "peak_MiB", "mem_x_smp", "finite")
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller inputs (8x1x256x256, 1x1x64^3)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
@@ -86,30 +85,31 @@ def make_inputs(shape, device, dtype) -> tuple:
     return logits.to(device=device, dtype=dtype).requires_grad_(), target.to(device)
 
 
-def bench_case(impls: List[C.Impl], shape, precision: str, device, args) -> List[dict]:
+def bench_case(impls: list[C.Impl], shape, precision: str, device, args) -> list[dict]:
     """Time and memory rows for every implementation on one shape and precision."""
     autocast = PRECISIONS[precision]
     x, t = make_inputs(shape, device, autocast or torch.float32)
-    fns: Dict[str, C.LossFn] = {"floor": C.floor_fn}
+    fns: dict[str, C.LossFn] = {"floor": C.floor_fn}
     fns.update({impl.label: impl.fn for impl in impls})
     finite, failed = {}, {}
     for name, fn in list(fns.items()):
         try:
             loss = C.fwd_bwd(fn, x, t, autocast)
             finite[name] = bool(torch.isfinite(loss)) and bool(torch.isfinite(x.grad).all())
-        except Exception as err:  # an anchor that does not support this dtype
+        except Exception as err:  # noqa: BLE001 - an anchor that does not support this dtype
             failed[name] = f"{type(err).__name__}: {str(err).splitlines()[0][:80]}"
             del fns[name]
     clock = time.thread_time if args.clock == "thread" else time.perf_counter
     times = C.time_interleaved(fns, x, t, autocast=autocast, warmup=args.warmup, repeats=args.repeats, clock=clock)
     rows = []
     label = "x".join(map(str, shape))
-    for name in fns:
+    for name, fn in fns.items():
         median, iqr = C.spread(times[name])
-        rows.append(dict(shape=label, precision=precision, impl=name, ms=1e3 * median, iqr_ms=1e3 * iqr, min_ms=1e3 * min(times[name]),
-                         peak_MiB=C.peak_memory(fns[name], x, t, autocast) / 2**20, finite=finite[name]))
+        rows.append({"shape": label, "precision": precision, "impl": name, "ms": 1e3 * median, "iqr_ms": 1e3 * iqr,
+                     "min_ms": 1e3 * min(times[name]), "peak_MiB": C.peak_memory(fn, x, t, autocast) / 2**20,
+                     "finite": finite[name]})
     for name, why in failed.items():
-        rows.append(dict(shape=label, precision=precision, impl=name, error=why))
+        rows.append({"shape": label, "precision": precision, "impl": name, "error": why})
     by_name = {r["impl"]: r for r in rows if "ms" in r}
     for row in rows:
         if "ms" not in row:
@@ -143,7 +143,7 @@ def profile_loss(loss: str, shape, precision: str, device, args) -> None:
         print(prof.key_averages().table(sort_by=sort, row_limit=15, max_name_column_width=40))
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -168,7 +168,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise SystemExit("--clock thread measures CPU time; use the wall clock on CUDA")
     print(f"device {meta['device']} ({meta['device_name']}), torch {torch.__version__}, {meta['torch_threads']} threads, "
           f"{args.repeats} timed passes after {args.warmup} warm-up, {args.clock} clock, commit {meta['commit']}")
-    rows: List[dict] = []
+    rows: list[dict] = []
     cases = [(shapes[k], p) for k in shape_keys for p in precisions]
     for shape, precision in _progress(cases):
         rows.extend(bench_case(impls, shape, precision, device, args))

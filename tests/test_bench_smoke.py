@@ -13,12 +13,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(script: str, out: Path, *args: str) -> str:
+def _launch(script: str, out: Path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), MPLBACKEND="Agg")
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, str(ROOT / "bench" / script), "--quick", "--device", "cpu", "--out", str(out), *args],
         capture_output=True, text=True, timeout=120, env=env, cwd=ROOT,
     )
+
+
+def _run(script: str, out: Path, *args: str) -> str:
+    proc = _launch(script, out, *args)
     assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout
 
@@ -44,6 +48,41 @@ def test_grad_norms_quick_writes_csv_and_figures(tmp_path):
     header = (tmp_path / "sweep.csv").read_text().splitlines()[0]
     assert {"loss", "source", "context", "scale", "grad_norm", "nonfinite_grad"} <= set(header.split(","))
     assert "boundary emphasis" in stdout and "stableloss:focal" in stdout
+    header = (tmp_path / "boundary.csv").read_text().splitlines()[0]
+    assert {"ratio", "island_vs_band", "shell_vs_band", "far_vs_near"} <= set(header.split(","))
+
+
+def test_grad_norms_only_boundary_with_candidates(tmp_path):
+    pytest.importorskip("matplotlib")
+    stdout = _run("grad_norms.py", tmp_path, "--only", "boundary", "--losses", "dice,hybrid,boundary_loss",
+                  "--sources", "stableloss", "--candidates", '[{"boundary_weight": 0.5}, {"boundary": null}]')
+    assert not (tmp_path / "sweep.csv").exists() and not (tmp_path / "underflow.csv").exists()
+    for name in ("boundary.csv", "boundary.json", "metadata.json", "boundary_ratio.png", "boundary_grad_maps.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    data = json.loads((tmp_path / "boundary.json").read_text())
+    rows = {row["loss"]: row for row in data["rows"]}
+    assert set(rows) == {"dice", "hybrid", "boundary_loss", "aware(boundary_weight=0.5)", "aware(boundary=null)"}
+    assert "aware(boundary_weight=0.5)" in stdout
+    # Equal logits: Dice's gradient does not depend on where a false positive is; the boundary
+    # loss's grows with the error's distance (the island is farther than the shell).
+    probe = data["probe"]
+    assert probe["island_distance_min_px"] > probe["shell_px"][1]
+    assert rows["dice"]["far_vs_near"] == pytest.approx(1.0, rel=1e-6)
+    assert rows["boundary_loss"]["far_vs_near"] > probe["island_distance_min_px"] / probe["shell_px"][1]
+    # The candidate without a boundary term is the seed recipe, row for row.
+    for key in ("ratio", "island_vs_band", "shell_vs_band"):
+        assert rows["aware(boundary=null)"][key] == pytest.approx(rows["hybrid"][key], rel=1e-5)
+    assert data["metadata"]["candidates"]["aware(boundary_weight=0.5)"]["weights"]["boundary"] == 0.5
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--candidates", "{not json"), "--candidates must be JSON"),
+    (("--candidates", '[{"boundary_weight": -1}]'), "boundary_weight"),
+    (("--only", "boundry"), "--only"),
+])
+def test_grad_norms_bad_options_name_the_option(tmp_path, args, message):
+    proc = _launch("grad_norms.py", tmp_path, "--losses", "dice", "--sources", "stableloss", "--no-plots", *args)
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-2000:]
 
 
 def test_distance_quick_writes_json_csv_and_errors(tmp_path):
