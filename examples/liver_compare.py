@@ -156,13 +156,13 @@ def write_tables(out: Path, rows: list[dict[str, Any]], args: argparse.Namespace
     lines = ["# Liver example: losses compared", "",
              f"Command: `{command}`", "",
              f"Each run: `{example}`", "",
-             f"Machine: {info['platform']}, {info['cpu_count']} CPUs ({info['processor']}), "
-             f"CUDA device: {info['cuda_device'] or 'none'}; Python {info['python']}, torch {info['torch']}; "
-             f"commit {info['git_commit']}; load average at the start {info['load_average']}, "
-             f"at the end {info['load_average_end']}; {info['finished_at']}.", "",
-             "Final epoch's validation scores (3D, mean over the validation volumes; HD95 and ASSD in mm, a "
-             "volume with an empty prediction or target scoring its extent diagonal), mean ± sample standard "
-             "deviation over the seeds; s/epoch times the training pass (validation not included).", "",
+             (f"Machine: {info['platform']}, {info['cpu_count']} CPUs ({info['processor']}), "
+              f"CUDA device: {info['cuda_device'] or 'none'}; Python {info['python']}, torch {info['torch']}; "
+              f"commit {info['git_commit']}; load average at the start {info['load_average']}, "
+              f"at the end {info['load_average_end']}; {info['finished_at']}."), "",
+             ("Final epoch's validation scores (3D, mean over the validation volumes; HD95 and ASSD in mm, a "
+              "volume with an empty prediction or target scoring its extent diagonal), mean ± sample standard "
+              "deviation over the seeds; s/epoch times the training pass (validation not included)."), "",
              "| loss | runs | " + " | ".join(title for _, title in METRICS) + " |",
              "| --- | ---: | " + " | ".join("---:" for _ in METRICS) + " |"]
     digits = {"val_dice": 4, "val_hd95_mm": 2, "val_assd_mm": 2, "seconds_per_epoch": 1}

@@ -33,6 +33,9 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from stableloss import signed_distance_map
+from stableloss.distance import extent_diagonal
+
 from liver.atomic import atomic_write
 from liver.data import (
     HU_WINDOW,
@@ -48,8 +51,6 @@ from liver.data import (
     stack_25d,
     voxel_spacing,
 )
-from stableloss import signed_distance_map
-from stableloss.distance import extent_diagonal
 
 FORMAT = 2  # 2: voxel sizes in the index
 MAPS_FORMAT = 1

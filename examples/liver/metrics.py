@@ -97,5 +97,8 @@ class ValidationTracker(DiceTracker):
 
     def summary(self) -> dict[str, float]:
         """:meth:`DiceTracker.summary` plus ``"hd95_mm"`` and ``"assd_mm"``, means over volumes."""
-        mean = lambda d: float(np.mean(list(d.values()))) if d else float("nan")  # noqa: E731
-        return {**super().summary(), "hd95_mm": mean(self.hd95), "assd_mm": mean(self.assd)}
+        return {**super().summary(), "hd95_mm": _mean(self.hd95), "assd_mm": _mean(self.assd)}
+
+
+def _mean(per_volume: dict[str, float]) -> float:
+    return float(np.mean(list(per_volume.values()))) if per_volume else float("nan")
