@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None, *, stop_after: int | None = None) -> dic
                                precision=precision, clip=args.clip, max_steps=args.max_steps, progress=info.main)
             state.epoch = epoch
             if has_schedule(state.criterion):  # loss-weight schedules move once per epoch; checkpoints keep them
-                state.criterion.step()
+                state.criterion.step()  # type: ignore[operator]
             bad = nonfinite_parameters(state.network)
             if bad is not None:  # only possible with --no-guard: stop without saving these weights
                 raise NonFiniteError(f"parameter {bad!r} is not finite after epoch {state.epoch}; no checkpoint written")

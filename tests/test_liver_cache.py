@@ -184,7 +184,7 @@ def test_dataset_and_loader_pass_the_maps(cases, tmp_path):
     items = epoch_slices(cache, [c.case_id for c in cases], neg_ratio=1.0, seed=0, epoch=1)[:6]
     ds = SliceDataset(cache, items, "liver")
     for i, (cid, z) in enumerate(items):
-        x, y, phi = ds[i]
+        _, y, phi = ds[i]
         assert phi.dtype == torch.float32 and phi.shape == y.shape == (1, 32, 32)
         assert torch.equal(phi, torch.from_numpy(np.asarray(cache.distance_maps(cid)[z], np.float32)))
     for xb, yb, phib in torch.utils.data.DataLoader(ds, batch_size=3, num_workers=2):

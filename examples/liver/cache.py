@@ -78,7 +78,7 @@ class SliceCache:
         self.img_size = int(self.index["img_size"])
         self.cases: dict[str, dict] = {c["case_id"]: c for c in self.index["cases"]}
         self.maps_folder = None if maps_folder is None else Path(maps_folder)
-        self.maps_index = None if maps_folder is None else json.loads((self.maps_folder / "index.json").read_text())
+        self.maps_index = None if maps_folder is None else json.loads((Path(maps_folder) / "index.json").read_text())
         self._images: np.memmap | None = None
         self._labels: np.memmap | None = None
         self._maps: np.memmap | None = None
@@ -285,8 +285,8 @@ class SliceDataset(Dataset):
     def __getitem__(self, i: int):
         cid, z = self.items[i]
         x = torch.from_numpy(stack_25d(self.cache.volume(cid), z).astype(np.float32))
-        y = make_target(np.asarray(self.cache.labels(cid)[z]), self.target)
-        y = torch.from_numpy(y.astype(np.int64)) if self.target == "multiclass" else torch.from_numpy(y.astype(np.float32))[None]
+        t = make_target(np.asarray(self.cache.labels(cid)[z]), self.target)
+        y = torch.from_numpy(t.astype(np.int64)) if self.target == "multiclass" else torch.from_numpy(t.astype(np.float32))[None]
         if self.cache.maps_target is None:
             return x, y
         return x, y, torch.from_numpy(self.cache.distance_maps(cid)[z].astype(np.float32))
