@@ -59,10 +59,11 @@ from stableloss.hybrid import BOUNDARY_TERMS, DEFAULT_BOUNDARY
 HAUSDORFF_WEIGHT = 10.0
 """Weight of the normalised Hausdorff-DT term next to Dice (weight 1) in ``--loss hausdorff``.
 
-Karimi and Salcudean's rule, weights that make both terms contribute equally, applied once to the
-terms' values on the phantom (docs/liver-example.md): the Dice/Hausdorff ratio is about 3 for an
-untrained network and a few hundred for a trained one, so 100 sits between; the paper recomputes it
-every epoch, which a constant cannot follow."""
+Karimi and Salcudean weight the two terms so that they contribute equally, rebalancing as training
+goes; a constant cannot follow. Measured on the default phantom (96 training slices of epoch 1,
+batches of 16, the network in eval mode), the Dice term over this Hausdorff term was 14 for an
+untrained network and 730 for one trained 8 epochs with ``--loss dice``: 10 balances the two at
+the start, and the Dice term dominates as the errors shrink."""
 
 
 @dataclass(frozen=True)
