@@ -17,16 +17,16 @@ Where the weights come from (change them here, in :data:`RECIPES`):
   region to boundary each epoch, region floored at 0.1). Their distances are in pixels; the cache's
   maps are in mm, so the boundary weight is 1 / pixel size (mm), which turns them back into pixels.
 - ``hausdorff``: Karimi and Salcudean (IEEE TMI 2020) add a Dice term to their Hausdorff-DT loss
-  (alpha 2) and weight the two so that they contribute equally. Their balance is recomputed every
-  epoch from the terms' means; here the weights are constant, the distances normalised by the slice's
-  extent diagonal (the term's scale then depends neither on the image size nor on the pixel size)
-  and the Hausdorff weight is :data:`HAUSDORFF_WEIGHT` (how it was chosen: see there).
+  (alpha 2) and weight the two so that they contribute equally. Here the weights are constant (they
+  cannot keep the terms equal as the errors shrink), the distances normalised by the slice's extent
+  diagonal (the term's scale then depends neither on the image size nor on the pixel size) and the
+  Hausdorff weight is :data:`HAUSDORFF_WEIGHT` (how it was chosen: see there).
 - ``boundary-dou``: Sun et al. (MICCAI 2023) train with their boundary DoU loss alone; here it is
   averaged with Dice (0.5 each: both are ratios in [0, 1]).
 
 Short runs leave a schedule little room: with the default 8 epochs, Kervadec's boundary weight
-goes from 0.01 to 0.08 (of 1, in pixels) and the region weight from 1 to 0.93, where their runs
-reached the 0.1 floor after about 90 epochs.
+goes from 0.01 to 0.08 (of 1, in pixels) and the region weight from 1 to 0.93; the region weight
+reaches its 0.1 floor after 90 epochs.
 
 Under DDP (``global_batch=True``) the Dice-family terms compute their statistics over the global
 batch. Boundary and Hausdorff-DT terms are pixel means, which DDP's gradient averaging already makes
@@ -59,8 +59,8 @@ from stableloss.hybrid import BOUNDARY_TERMS, DEFAULT_BOUNDARY
 HAUSDORFF_WEIGHT = 10.0
 """Weight of the normalised Hausdorff-DT term next to Dice (weight 1) in ``--loss hausdorff``.
 
-Karimi and Salcudean weight the two terms so that they contribute equally, rebalancing as training
-goes; a constant cannot follow. Measured on the default phantom (96 training slices of epoch 1,
+Karimi and Salcudean weight the two terms so that they contribute equally; a constant weight cannot
+keep them equal as the errors shrink. Measured on the default phantom (96 training slices of epoch 1,
 batches of 16, the network in eval mode), the Dice term over this Hausdorff term was 14 for an
 untrained network and 730 for one trained 8 epochs with ``--loss dice``: 10 balances the two at
 the start, and the Dice term dominates as the errors shrink."""
