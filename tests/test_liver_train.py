@@ -193,7 +193,7 @@ def test_checkpoint_restores_every_part_including_loss_state(tmp_path):
 
 def test_checkpoint_of_another_format_is_refused_by_name(tmp_path):
     torch.save({"model": {}, "epoch": 3}, tmp_path / "old.pt")
-    with pytest.raises(ValueError, match=r"old.pt' cannot resume this run: format None \(expected 1\), missing "
+    with pytest.raises(ValueError, match=r"old.pt' cannot resume this run: format None \(expected 2\), missing "
                                          r"\['optimizer', 'scheduler', 'scaler', 'criterion', 'guard', 'step', 'best'"):
         checkpoint.load_checkpoint(tmp_path / "old.pt", train_state(torch.nn.Linear(2, 1)))
 
