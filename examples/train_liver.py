@@ -38,23 +38,25 @@ from liver.data import find_cases, make_target
 from liver.folds import patient_folds
 from liver.guard import NonFiniteError, NonFiniteGuard, nonfinite_parameters
 from liver.infer import predict_volume, to_labels
-from liver.losses import build_loss
-from liver.metrics import DiceTracker
+from liver.losses import build_loss, has_schedule, uses_distance_maps
+from liver.metrics import ValidationTracker
 from liver.model import build_model
 from liver.phantom import write_phantom
 from liver.precision import Precision
 from liver.report import save_contours, write_csv
 
 
-def train_step(state: TrainState, x: torch.Tensor, y: torch.Tensor, *, precision: Precision, clip: float,
-               where: str) -> float | None:
-    """One optimizer step on the batch ``(x, y)``: the loss, or None if the guard skipped the step.
+def train_step(state: TrainState, x: torch.Tensor, y: torch.Tensor, maps: torch.Tensor | None, *,
+               precision: Precision, clip: float, where: str) -> float | None:
+    """One optimizer step on the batch ``(x, y)`` (and the target's distance maps, for the losses
+    that use them): the loss, or None if the guard skipped the step.
 
     ``where`` ("epoch 1, batch 7") is how the guard names the step in its messages.
     """
+    extra = {} if maps is None else {"distance_map": maps}
     state.optimizer.zero_grad(set_to_none=True)
     with precision.autocast():
-        terms = state.criterion.components(state.model(x), y)
+        terms = state.criterion.components(state.model(x), y, **extra)
     if not state.guard.check_loss(terms, where):
         return None
     loss = state.criterion.combine(terms)
@@ -74,11 +76,12 @@ def train_epoch(state: TrainState, loader: DataLoader, *, epoch: int, precision:
     state.model.train()
     losses: list[float] = []
     bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=None if progress else True)
-    for batch, (x, y) in enumerate(bar):
+    for batch, (x, y, *maps) in enumerate(bar):  # maps: the targets' distance maps, when the loss uses them
         if max_steps is not None and batch >= max_steps:
             break
-        loss = train_step(state, x.to(precision.device), y.to(precision.device), precision=precision, clip=clip,
-                          where=f"epoch {epoch}, batch {batch}")
+        phi = maps[0].to(precision.device) if maps else None
+        loss = train_step(state, x.to(precision.device), y.to(precision.device), phi, precision=precision,
+                          clip=clip, where=f"epoch {epoch}, batch {batch}")
         state.scheduler.step()  # a skipped step advances the schedule too
         state.step += 1
         if loss is not None:
@@ -88,9 +91,10 @@ def train_epoch(state: TrainState, loader: DataLoader, *, epoch: int, precision:
 
 
 def validate(model, cache: SliceCache, val_ids: list[str], *, target: str, precision: Precision, batch_size: int):
-    """3D Dice per validation volume (slices reassembled) and global Dice; also the masks."""
+    """Per validation volume in 3D (slices reassembled): Dice, HD95 and ASSD (mm, with the volume's
+    voxel size at the cached resolution); their means, global Dice, and the masks."""
     multiclass = target == "multiclass"
-    tracker = DiceTracker((1, 2) if multiclass else (1,))
+    tracker = ValidationTracker((1, 2) if multiclass else (1,))
     preds, trues = {}, {}
     for cid in tqdm(val_ids, desc="validate", leave=False, disable=None):
         volume = np.asarray(cache.volume(cid), np.float32)
@@ -98,33 +102,44 @@ def validate(model, cache: SliceCache, val_ids: list[str], *, target: str, preci
                                precision=precision.name, batch_size=batch_size)
         preds[cid] = to_labels(probs, multiclass)
         trues[cid] = make_target(np.asarray(cache.labels(cid)), target)
-        tracker.add(cid, preds[cid], trues[cid])
+        tracker.add(cid, preds[cid], trues[cid], spacing=cache.voxel_mm(cid))
     return tracker.summary(), preds, trues
 
 
 def end_of_epoch(state: TrainState, loss: float, seconds: float, *, cache: SliceCache, val_ids: list[str], args,
                  precision: Precision, config: dict[str, Any], log) -> None:
-    """Rank 0: validate, extend the history, write best.pt (and validation.png) on a new best,
-    last.pt and history.csv every epoch, and print the epoch's line."""
+    """Rank 0: validate, extend the history, write best.pt (and validation.png) when validation Dice
+    is the best so far (HD95 and ASSD are reported, not used to choose), last.pt and history.csv
+    every epoch, and print the epoch's line."""
     scores, preds, trues = validate(state.network, cache, val_ids, target=args.target, precision=precision,
                                     batch_size=args.batch_size)
     guard, out = state.guard, args.out_dir
+    best = scores["dice_per_volume"] > state.best
     row = {"epoch": state.epoch, "train_loss": round(loss, 5), "val_dice": round(scores["dice_per_volume"], 5),
-           "val_dice_global": round(scores["dice_global"], 5), "lr": f"{state.scheduler.get_last_lr()[0]:.3g}",
-           "skipped": guard.skipped, "scaler_skipped": guard.scaler_skipped, "seconds": round(seconds, 1)}
+           "val_dice_global": round(scores["dice_global"], 5), "val_hd95_mm": round(scores["hd95_mm"], 3),
+           "val_assd_mm": round(scores["assd_mm"], 3), "best": int(best),
+           "lr": f"{state.scheduler.get_last_lr()[0]:.3g}", "skipped": guard.skipped,
+           "scaler_skipped": guard.scaler_skipped, "seconds": round(seconds, 1)}
     state.history.append(row)
-    if scores["dice_per_volume"] > state.best:
+    if best:
         state.best = scores["dice_per_volume"]
         save_checkpoint(out / "best.pt", state, config)
         save_contours(out / "validation.png", {c: cache.volume(c) for c in val_ids}, preds, trues)
     save_checkpoint(out / "last.pt", state, config)
     write_csv(out / "history.csv", state.history)
     log(f"epoch {state.epoch}/{args.epochs} | train loss {loss:.4f} | val Dice {scores['dice_per_volume']:.4f} "
-        f"(global {scores['dice_global']:.4f}) | lr {row['lr']} | skipped {guard.skipped} | {row['seconds']} s")
+        f"(global {scores['dice_global']:.4f}) | HD95 {scores['hd95_mm']:.1f} mm | ASSD {scores['assd_mm']:.2f} mm | "
+        f"lr {row['lr']} | skipped {guard.skipped} | {row['seconds']} s")
 
 
-def prepare_data(args, info: ddp.DistInfo):
-    """Find (or generate) the cases and build the slice cache; rank 0 writes, the others wait."""
+def epoch_scores(row: dict[str, Any]) -> dict[str, Any]:
+    """An epoch's validation scores from its history row (for summary.json)."""
+    return {k: row[k] for k in ("epoch", "val_dice", "val_hd95_mm", "val_assd_mm") if k in row}
+
+
+def prepare_data(args, info: ddp.DistInfo, *, maps: bool):
+    """Find (or generate) the cases and build the slice cache, with the targets' distance maps if
+    ``maps``; rank 0 writes, the others wait."""
     data_dir = args.data_dir
     if data_dir is None:
         data_dir = args.cache_dir / (f"phantom-v1-n{args.phantom_volumes}-s{args.phantom_size}"
@@ -133,10 +148,27 @@ def prepare_data(args, info: ddp.DistInfo):
             write_phantom(data_dir, args.phantom_volumes, size=args.phantom_size, slices=args.phantom_slices, seed=args.seed)
         ddp.barrier(info)
     cases = find_cases(data_dir)
+    maps_for = args.target if maps else None
     if info.main:
-        build_cache(cases, args.cache_dir, args.img_size, args.hu_window)
+        build_cache(cases, args.cache_dir, args.img_size, args.hu_window, maps_for=maps_for)
     ddp.barrier(info)
-    return cases, build_cache(cases, args.cache_dir, args.img_size, args.hu_window, progress=False)
+    return cases, build_cache(cases, args.cache_dir, args.img_size, args.hu_window, maps_for=maps_for, progress=False)
+
+
+def pixel_spacing(cache: SliceCache, case_ids: list[str], log) -> tuple[float, float]:
+    """The in-plane pixel size (mm) for the loss: the median over ``case_ids`` of the cached slices'.
+
+    The target maps come from the cache with each volume's own pixel size; a loss's own distance
+    computations (the prediction's map in the Hausdorff-DT loss, the normalisation by the slice's
+    extent) take one spacing per batch, so volumes whose pixel sizes differ get the median (one line
+    says so).
+    """
+    sizes = np.array([cache.voxel_mm(c)[1:] for c in case_ids])
+    median = (float(np.median(sizes[:, 0])), float(np.median(sizes[:, 1])))
+    if np.ptp(sizes, axis=0).max() > 0.01 * max(median):
+        log(f"in-plane pixel sizes differ between training volumes ({sizes.min():.3g}-{sizes.max():.3g} mm after "
+            f"resizing): the loss's own distance computations use the median, {median[0]:.3g} x {median[1]:.3g} mm")
+    return median
 
 
 def epoch_loader(cache: SliceCache, train_ids: list[str], args, info: ddp.DistInfo, epoch: int) -> DataLoader:
@@ -156,7 +188,8 @@ def lr_lambda(warmup: int, total: int):
     return f
 
 
-def build_state(args, info: ddp.DistInfo, precision: Precision, steps_per_epoch: int, log) -> TrainState:
+def build_state(args, info: ddp.DistInfo, precision: Precision, steps_per_epoch: int, spacing: tuple[float, float],
+                log) -> TrainState:
     """Network (DDP-wrapped under torchrun), loss, AdamW, warm-up + cosine schedule, scaler, guard."""
     multiclass = args.target == "multiclass"
     net = build_model(args.encoder, args.encoder_weights, 3 if multiclass else 1, log=log).to(info.device)
@@ -169,7 +202,8 @@ def build_state(args, info: ddp.DistInfo, precision: Precision, steps_per_epoch:
         optimizer=optimizer,
         scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup, args.epochs * steps_per_epoch)),
         scaler=scaler,
-        criterion=build_loss(args.loss, "multiclass" if multiclass else "binary", global_batch=info.enabled),
+        criterion=build_loss(args.loss, "multiclass" if multiclass else "binary", global_batch=info.enabled,
+                             spacing=spacing),
         guard=NonFiniteGuard(args.patience, enabled=not args.no_guard, scaler_active=scaler.is_enabled(),
                              all_ranks=lambda flag: ddp.all_true(flag, info), log=log),
     )
@@ -195,7 +229,8 @@ def main(argv: list[str] | None = None, *, stop_after: int | None = None) -> dic
     out = args.out_dir
     out.mkdir(parents=True, exist_ok=True)
 
-    cases, cache = prepare_data(args, info)
+    mode = "multiclass" if args.target == "multiclass" else "binary"
+    cases, cache = prepare_data(args, info, maps=uses_distance_maps(build_loss(args.loss, mode)))
     args.folds, note = choose_folds(args, len(cases))
     if note:
         log(note)
@@ -206,7 +241,7 @@ def main(argv: list[str] | None = None, *, stop_after: int | None = None) -> dic
     steps_per_epoch = len(epoch_loader(cache, train_ids, args, info, epoch=1))
     if args.max_steps is not None:
         steps_per_epoch = min(steps_per_epoch, args.max_steps)
-    state = build_state(args, info, precision, steps_per_epoch, log)
+    state = build_state(args, info, precision, steps_per_epoch, pixel_spacing(cache, train_ids, log), log)
     config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     if args.resume:
         load_checkpoint(out / "last.pt", state)
@@ -221,6 +256,8 @@ def main(argv: list[str] | None = None, *, stop_after: int | None = None) -> dic
             loss = train_epoch(state, epoch_loader(cache, train_ids, args, info, epoch), epoch=epoch,
                                precision=precision, clip=args.clip, max_steps=args.max_steps, progress=info.main)
             state.epoch = epoch
+            if has_schedule(state.criterion):  # loss-weight schedules move once per epoch; checkpoints keep them
+                state.criterion.step()  # type: ignore[operator]
             bad = nonfinite_parameters(state.network)
             if bad is not None:  # only possible with --no-guard: stop without saving these weights
                 raise NonFiniteError(f"parameter {bad!r} is not finite after epoch {state.epoch}; no checkpoint written")
@@ -236,15 +273,24 @@ def main(argv: list[str] | None = None, *, stop_after: int | None = None) -> dic
         status = f"stopped: {err}"
         log(f"training stopped by the non-finite guard: {err}")
 
-    guard = state.guard
-    summary = {"status": status, "best_val_dice": state.best, "epochs_run": len(state.history),
+    guard, history = state.guard, state.history
+    best_rows = [r for r in history if r.get("best")]
+    summary = {"status": status, "best_val_dice": state.best,
+               "best_epoch": epoch_scores(best_rows[-1]) if best_rows else None,
+               "final_epoch": epoch_scores(history[-1]) if history else None, "epochs_run": len(history),
+               "seconds_per_epoch": round(float(np.mean([r["seconds"] for r in history])), 2) if history else None,
+               "loss_weights": state.criterion.weights,
                "wall_seconds": round(time.time() - start_time, 1), "train_steps": state.step,
                "skipped_steps": guard.skipped, "scaler_skipped_steps": guard.scaler_skipped,
                "nonfinite_events": guard.events[:20], "loss": args.loss, "precision": precision.name,
                "processes": info.world, "weights_sha1_per_rank": digests, "run_dir": str(out)}
     if info.main:
         atomic_write(out / "summary.json", json.dumps(summary, indent=2))
-        shown = f"{state.best:.4f}" if state.history else "none (no epoch finished)"
+        best_epoch = summary["best_epoch"]
+        shown = "none (no epoch finished)"
+        if best_epoch:
+            shown = (f"{state.best:.4f} (epoch {best_epoch['epoch']}: HD95 {best_epoch['val_hd95_mm']:.1f} mm, "
+                     f"ASSD {best_epoch['val_assd_mm']:.2f} mm)")
         log(f"best validation Dice (3D, mean over {len(val_ids)} volumes): {shown} | {status} | "
             f"{summary['wall_seconds']} s | run folder {out}")
     ddp.cleanup(info)

@@ -1,10 +1,10 @@
-"""Liver example: folds without patient overlap, Dice against hand computation."""
+"""Liver example: folds without patient overlap, Dice, HD95 and ASSD against hand computation."""
 
 import numpy as np
 import pytest
 
 from liver.folds import patient_folds  # noqa: E402
-from liver.metrics import DiceTracker, dice_score  # noqa: E402
+from liver.metrics import DiceTracker, ValidationTracker, dice_score, surface_distances  # noqa: E402
 
 
 def test_folds_partition_patients():
@@ -54,3 +54,46 @@ def test_tracker_multiclass_averages_classes():
     pred, true = np.array([1, 1, 2, 0]), np.array([1, 2, 2, 0])
     # class 1: inter 1, sizes 2 + 1 -> 2/3; class 2: inter 1, sizes 1 + 2 -> 2/3
     assert tracker.add("x", pred, true) == pytest.approx(2 / 3)
+
+
+def _square(z):
+    """A 4x4 square in slice ``z`` of a (4, 8, 8) volume: all 16 voxels are surface voxels in 3D."""
+    mask = np.zeros((4, 8, 8), np.uint8)
+    mask[z, 2:6, 2:6] = 1
+    return mask
+
+
+def test_surface_distances_use_the_voxel_size_of_each_axis():
+    spacing = (2.5, 0.8, 0.5)  # (Z, Y, X) mm
+    # one slice up: every surface voxel's nearest voxel of the other surface is straight below, 2.5 mm away
+    assert surface_distances(_square(2), _square(1), (1,), spacing) == pytest.approx((2.5, 2.5))
+    # one row down (0.8 mm): 4 of 16 voxels per side are 0.8 mm off, the others on the other surface
+    hd, assd = surface_distances(np.roll(_square(1), 1, axis=1), _square(1), (1,), spacing)
+    assert hd == pytest.approx(0.8) and assd == pytest.approx(8 * 0.8 / 32)
+
+
+def test_surface_distances_of_empty_masks():
+    spacing = (2.5, 0.8, 0.5)
+    empty = np.zeros((4, 8, 8), np.uint8)
+    diagonal = np.sqrt((4 * 2.5) ** 2 + (8 * 0.8) ** 2 + (8 * 0.5) ** 2)  # the volume's extent
+    assert surface_distances(empty, _square(1), (1,), spacing) == pytest.approx((diagonal, diagonal))  # predicts nothing
+    assert surface_distances(_square(1), empty, (1,), spacing) == pytest.approx((diagonal, diagonal))
+    assert surface_distances(empty, empty, (1,), spacing) == (0.0, 0.0)  # correctly nothing
+
+
+def test_surface_distances_average_the_classes():
+    true, pred = _square(1), _square(1)  # class 1 right
+    true[1, 2:6, 6:8] = 2  # class 2: a 4x2 block beside it, predicted one slice up (2.5 mm)
+    pred[2, 2:6, 6:8] = 2
+    assert surface_distances(pred, true, (1, 2), (2.5, 0.8, 0.5)) == pytest.approx(((0 + 2.5) / 2, (0 + 2.5) / 2))
+
+
+def test_validation_tracker_means_over_volumes():
+    tracker = ValidationTracker((1,))
+    spacing = (2.5, 0.8, 0.5)
+    assert tracker.add("a", _square(2), _square(1), spacing=spacing) == 0.0
+    assert tracker.add("b", _square(1), _square(1), spacing=spacing) == 1.0
+    s = tracker.summary()
+    assert s["dice_per_volume"] == 0.5 and s["hd95_mm"] == pytest.approx(1.25) and s["assd_mm"] == pytest.approx(1.25)
+    with pytest.raises(ValueError, match=r"same shape; received \(4, 8, 8\) and \(4, 8, 7\)"):
+        surface_distances(_square(1), _square(1)[..., :7], (1,), spacing)

@@ -1,25 +1,41 @@
 """Liver example, training: non-finite guard, checkpoints, resume, folds on small data, --quick end to end."""
 
+import csv
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 pytest.importorskip("nibabel")
 pytest.importorskip("segmentation_models_pytorch")
 
+import nibabel as nib  # noqa: E402
 import train_liver  # noqa: E402
 
 from liver import checkpoint  # noqa: E402
+from liver.cache import build_cache  # noqa: E402
 from liver.config import parser  # noqa: E402
+from liver.data import find_cases  # noqa: E402
+from liver.folds import patient_folds  # noqa: E402
 from liver.guard import NonFiniteError, NonFiniteGuard  # noqa: E402
+from liver.infer import predict_volume  # noqa: E402
+from liver.model import build_model  # noqa: E402
 from liver.phantom import write_phantom  # noqa: E402
 from liver.precision import Precision  # noqa: E402
-from stableloss import CombinedLoss, DiceLoss, FocalLoss  # noqa: E402
+from stableloss import (  # noqa: E402
+    BoundaryLoss,
+    CombinedLoss,
+    DiceLoss,
+    FocalLoss,
+    average_surface_distance,
+    hausdorff_distance,
+    signed_distance_map,
+)
 from tests.liver_state import train_state  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,19 +193,23 @@ def test_checkpoint_restores_every_part_including_loss_state(tmp_path):
 
 def test_checkpoint_of_another_format_is_refused_by_name(tmp_path):
     torch.save({"model": {}, "epoch": 3}, tmp_path / "old.pt")
-    with pytest.raises(ValueError, match=r"old.pt' cannot resume this run: format None \(expected 1\), missing "
+    with pytest.raises(ValueError, match=r"old.pt' cannot resume this run: format None \(expected 2\), missing "
                                          r"\['optimizer', 'scheduler', 'scaler', 'criterion', 'guard', 'step', 'best'"):
         checkpoint.load_checkpoint(tmp_path / "old.pt", train_state(torch.nn.Linear(2, 1)))
 
 
 def test_resume_continues_as_if_never_interrupted(tmp_path):
-    train_liver.main(tiny(tmp_path, out="straight"))
-    first = train_liver.main(tiny(tmp_path, out="resumed"), stop_after=1)
+    # Kervadec's recipe: a loss-weight schedule that moves every epoch, and distance maps from the cache
+    train_liver.main(tiny(tmp_path, "--loss", "boundary-loss", out="straight"))
+    first = train_liver.main(tiny(tmp_path, "--loss", "boundary-loss", out="resumed"), stop_after=1)
     assert first["epochs_run"] == 1 and first["status"] == "stopped after epoch 1"
-    second = train_liver.main(tiny(tmp_path, "--resume", out="resumed"))
+    assert checkpoint.read_checkpoint(tmp_path / "resumed" / "last.pt")["criterion"]["_extra_state"] == {"schedule": {"epoch": 1}}
+    second = train_liver.main(tiny(tmp_path, "--loss", "boundary-loss", "--resume", out="resumed"))
     assert second["epochs_run"] == 2 and second["train_steps"] == 2 * first["train_steps"]
     a = checkpoint.read_checkpoint(tmp_path / "straight" / "last.pt")
     b = checkpoint.read_checkpoint(tmp_path / "resumed" / "last.pt")
+    assert a["criterion"]["_extra_state"] == b["criterion"]["_extra_state"] == {"schedule": {"epoch": 2}}
+    assert second["loss_weights"] == pytest.approx({"dice": 0.98, "focal": 0.0, "boundary": 0.03 / 11.25})  # 11.25 mm pixels
     for name, value in a["model"].items():
         assert torch.equal(value, b["model"][name]), name
     for name, value in a["optimizer"]["state"].items():
@@ -277,3 +297,56 @@ def test_precision_picks_autocast_dtype_and_grad_scaler_in_one_place():
         assert precision.grad_scaler().is_enabled() == scaled
     with pytest.raises(ValueError, match=r"precision must be one of \('auto', 'fp32', 'bf16', 'fp16'\); received 'fp8'"):
         Precision.resolve("fp8", cpu)
+
+
+class MapSpy(torch.nn.Module):
+    """A boundary term that records the targets and distance maps the training step gives it."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, input, target, distance_map=None):
+        self.seen.append((target.detach().clone(), distance_map))
+        return BoundaryLoss("binary")(input, target, distance_map=distance_map)
+
+
+def test_training_step_passes_the_cached_maps_to_the_loss(tmp_path, monkeypatch):
+    spy = MapSpy()
+    monkeypatch.setattr(train_liver, "build_loss", lambda *a, **k: CombinedLoss({"dice": DiceLoss("binary"), "boundary": spy}))
+    train_liver.main(tiny(tmp_path, "--epochs", "1", "--max-steps", "2"))
+    assert len(spy.seen) == 2
+    for target, phi in spy.seen:  # each map is its own slice's, in mm (the tiny phantom: 360 mm over 32 pixels)
+        assert phi is not None and phi.dtype == torch.float32 and phi.shape == target.shape == (4, 1, 32, 32)
+        torch.testing.assert_close(phi, signed_distance_map(target, spacing=360 / 32), rtol=2.0**-11, atol=0)
+
+
+def test_history_and_summary_report_hd95_and_assd_in_mm(tmp_path):
+    summary = train_liver.main(tiny(tmp_path, "--loss", "dice"))
+    with open(tmp_path / "run" / "history.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    # recompute the last epoch's scores from last.pt, with the voxel size read from the NIfTI files
+    ckpt = checkpoint.read_checkpoint(tmp_path / "run" / "last.pt")
+    model = build_model("efficientnet-b0", "none", 1, log=lambda m: None)
+    model.load_state_dict(ckpt["model"])
+    cases = find_cases(tmp_path / "cache" / "phantom-v1-n3-s32-z8-seed0")
+    cache = build_cache(cases, tmp_path / "cache", 32, progress=False)
+    _, val_ids = patient_folds([c.case_id for c in cases], 3, seed=0)[0]
+    hd95, assd = [], []
+    for case in (c for c in cases if c.case_id in val_ids):
+        x, y, z = np.abs(np.diag(nib.load(case.image).affine)[:3])  # the phantom's affine is diagonal; 32 pixels: no resizing
+        probs = predict_volume([model], np.asarray(cache.volume(case.case_id), np.float32), multiclass=False,
+                               device=torch.device("cpu"))
+        pred, true = torch.from_numpy(probs > 0.5)[None], torch.from_numpy(np.asarray(cache.labels(case.case_id)) > 0)[None, None]
+        hd95.append(hausdorff_distance(pred, true, spacing=(z, y, x)).item())
+        assd.append(average_surface_distance(pred, true, spacing=(z, y, x)).item())
+    assert float(rows[-1]["val_hd95_mm"]) == pytest.approx(np.mean(hd95), abs=1e-3)
+    assert float(rows[-1]["val_assd_mm"]) == pytest.approx(np.mean(assd), abs=1e-3)
+    scores = ("val_dice", "val_hd95_mm", "val_assd_mm")
+    assert summary["final_epoch"] == {"epoch": 2, **{k: float(rows[-1][k]) for k in scores}}
+    best = [r for r in rows if r["best"] == "1"][-1]  # best.pt: the highest validation Dice, whatever HD95 says
+    assert float(best["val_dice"]) == max(float(r["val_dice"]) for r in rows)
+    assert summary["best_epoch"] == {"epoch": int(best["epoch"]), **{k: float(best[k]) for k in scores}}
+    assert checkpoint.read_checkpoint(tmp_path / "run" / "best.pt")["epoch"] == int(best["epoch"])
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["final_epoch"] == summary["final_epoch"]

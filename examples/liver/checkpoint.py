@@ -29,7 +29,7 @@ from liver.atomic import atomic_write
 from liver.guard import NonFiniteGuard, nonfinite_parameters
 from stableloss import CombinedLoss
 
-FORMAT = 1
+FORMAT = 2  # 2: history rows with HD95, ASSD and the best-epoch flag; the loss recipes of issue 8
 PARTS = ("model", "optimizer", "scheduler", "scaler", "criterion", "guard")
 
 

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from liver.data import HU_WINDOW, TARGETS
-from liver.losses import LOSSES
+from liver.losses import LOSSES, RECIPES
 from liver.precision import PRECISIONS
 
 DEFAULTS = {"phantom_volumes": 16, "phantom_size": 128, "phantom_slices": 48, "img_size": 96, "epochs": 8,
@@ -46,7 +46,9 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--phantom-size", type=int, help=f"phantom in-plane voxels (default {DEFAULTS['phantom_size']})")
     d.add_argument("--phantom-slices", type=int, help=f"phantom slices per volume (default {DEFAULTS['phantom_slices']})")
     t = p.add_argument_group("training")
-    t.add_argument("--loss", choices=LOSSES, default="boundary", help="boundary = 0.7 Dice + 0.3 Focal (default)")
+    t.add_argument("--loss", choices=LOSSES, default="boundary", metavar="LOSS",
+                   help="default %(default)s; one of: " + "; ".join(f"{k}: {r.description}" for k, r in RECIPES.items())
+                   + " (examples/liver/losses.py)")
     t.add_argument("--encoder", default="efficientnet-b0")
     t.add_argument("--encoder-weights", choices=("imagenet", "none"), default="imagenet")
     t.add_argument("--precision", choices=PRECISIONS, default="auto", help="auto: fp16+GradScaler on CUDA, fp32 on CPU")
@@ -60,11 +62,15 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=int, default=20, help="stop after this many non-finite steps in a row")
     t.add_argument("--no-guard", action="store_true",
                    help="do not skip steps with a non-finite loss (reproduces the experiment's loop, for comparison)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0,
+                   help="seeds the network, the epochs' slice draws, the folds and the phantom (default %(default)s)")
     t.add_argument("--device", default="cuda" if _cuda() else "cpu")
     t.add_argument("--threads", type=int, help="CPU threads (default: the idle cores, at least 1; see cpu_threads)")
     o = p.add_argument_group("output")
-    o.add_argument("--out-dir", type=Path, default=Path("runs/liver"), help="run folder (default: %(default)s)")
+    o.add_argument("--out-dir", type=Path, default=Path("runs/liver"),
+                   help="run folder (default: %(default)s): history.csv and summary.json with validation Dice, HD95 "
+                   "and ASSD (mm); best.pt is the epoch with the highest validation Dice (HD95 and ASSD are "
+                   "reported, not used to choose)")
     o.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt")
     o.add_argument("--quick", action="store_true", help="smoke test: 6 small phantom volumes, 4 epochs (under a minute)")
     return p

@@ -101,6 +101,25 @@ def slice_count(img: nib.Nifti1Image) -> int:
     return int(img.shape[int(np.flatnonzero(ornt[:, 0] == 2)[0])])
 
 
+def voxel_spacing(img: nib.Nifti1Image) -> tuple[float, float, float]:
+    """The voxel size in mm along the ``(Z, Y, X)`` axes of :func:`canonical_slices`, from the affine."""
+    sizes = nib.affines.voxel_sizes(img.affine)
+    ornt = nib.orientations.io_orientation(img.affine)
+    ras = [0.0, 0.0, 0.0]
+    for axis, size in enumerate(sizes[:3]):
+        ras[int(ornt[axis, 0])] = float(size)
+    return ras[2], ras[1], ras[0]
+
+
+def resized_spacing(spacing_zyx: Sequence[float], shape_zyx: Sequence[int], img_size: int) -> tuple[float, float, float]:
+    """The voxel size ``(Z, Y, X)`` in mm after :func:`resize_slices` brings each slice to ``img_size`` squared.
+
+    >>> resized_spacing((2.5, 0.8, 0.7), (40, 512, 480), 256)
+    (2.5, 1.6, 1.3125)
+    """
+    return float(spacing_zyx[0]), spacing_zyx[1] * shape_zyx[1] / img_size, spacing_zyx[2] * shape_zyx[2] / img_size
+
+
 def open_case(case: Case) -> tuple[nib.Nifti1Image, nib.Nifti1Image | None]:
     """Open the image (and label) headers, checking that their shapes match."""
     img = _load(case.image)

@@ -1,51 +1,190 @@
-"""The ``--loss`` choices, each as a :class:`stableloss.CombinedLoss` so that its terms are visible.
+"""The ``--loss`` choices, in one table: :data:`RECIPES` maps each name to a description and a builder.
 
-``boundary`` is the experiment's hybrid, 0.7 Dice + 0.3 Focal (gamma 2), built from stableloss;
-``smp-hybrid`` is the same recipe from segmentation-models-pytorch, the experiment's own code and
-the baseline to compare against. Single losses are wrapped as one-term combinations so the
-trainer's non-finite guard can always name the term.
+Every recipe is a :class:`stableloss.CombinedLoss`, so the trainer's non-finite guard can name the
+term that went wrong; a recipe with a ``step()`` advances its weight schedule once per epoch, and a
+recipe with a term that takes ``distance_map=`` (:func:`uses_distance_maps`) gets the target's signed
+distance maps from the slice cache (in mm, from each volume's pixel size).
+
+Where the weights come from (change them here, in :data:`RECIPES`):
+
+- ``seed``: the liver experiment's recipe, 0.7 Dice + 0.3 Focal (gamma 2), built from stableloss;
+  ``smp-hybrid`` is the same recipe from segmentation-models-pytorch (the experiment's own code).
+- ``boundary``: :class:`stableloss.BoundaryAwareLoss` with the library's defaults (boundary term,
+  weights, schedule); the trainer only passes the pixel size and the ignore settings.
+- ``boundary-loss``: Kervadec et al. (MIDL 2019 / MedIA 2021): a region term (Dice here) and the
+  boundary loss ``mean(p * phi)`` on raw distances, with their rebalancing schedule
+  (:class:`stableloss.RebalanceSchedule`: region 1 and boundary 0.01 at the start, 0.01 moved from
+  region to boundary each epoch, region floored at 0.1). Their distances are in pixels; the cache's
+  maps are in mm, so the boundary weight is 1 / pixel size (mm), which turns them back into pixels.
+- ``hausdorff``: Karimi and Salcudean (IEEE TMI 2020) add a Dice term to their Hausdorff-DT loss
+  (alpha 2) and weight the two so that they contribute equally. Here the weights are constant (they
+  cannot keep the terms equal as the errors shrink), the distances normalised by the slice's extent
+  diagonal (the term's scale then depends neither on the image size nor on the pixel size) and the
+  Hausdorff weight is :data:`HAUSDORFF_WEIGHT` (how it was chosen: see there).
+- ``boundary-dou``: Sun et al. (MICCAI 2023) train with their boundary DoU loss alone; here it is
+  averaged with Dice (0.5 each: both are ratios in [0, 1]).
+
+Short runs leave a schedule little room: with the default 8 epochs, Kervadec's boundary weight
+goes from 0.01 to 0.08 (of 1, in pixels) and the region weight from 1 to 0.93; the region weight
+reaches its 0.1 floor after 90 epochs.
+
+Under DDP (``global_batch=True``) the Dice-family terms compute their statistics over the global
+batch. Boundary and Hausdorff-DT terms are pixel means, which DDP's gradient averaging already makes
+global (equal batches per process); the boundary DoU term has no ``global_batch`` and uses each
+process's batch.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-import stableloss
-from stableloss import BoundaryAwareLoss, CombinedLoss
+from stableloss import (
+    BoundaryAwareLoss,
+    BoundaryDoULoss,
+    BoundaryLoss,
+    CombinedLoss,
+    DiceLoss,
+    FocalLoss,
+    HausdorffDTLoss,
+    LogCoshDiceLoss,
+    RebalanceSchedule,
+    TverskyLoss,
+)
+from stableloss.hybrid import BOUNDARY_TERMS, DEFAULT_BOUNDARY
 
-LOSSES = ("dice", "tversky", "focal", "boundary", "logcosh", "smp-hybrid")
+HAUSDORFF_WEIGHT = 10.0
+"""Weight of the normalised Hausdorff-DT term next to Dice (weight 1) in ``--loss hausdorff``.
+
+Karimi and Salcudean weight the two terms so that they contribute equally; a constant weight cannot
+keep them equal as the errors shrink. Measured on the default phantom (96 training slices of epoch 1,
+batches of 16, the network in eval mode), the Dice term over this Hausdorff term was 14 for an
+untrained network and 730 for one trained 8 epochs with ``--loss dice``: 10 balances the two at
+the start, and the Dice term dominates as the errors shrink."""
 
 
-def _make(cls, mode: str, global_batch: bool, **kwargs):
-    """Instantiate ``cls(mode, ...)``, passing ``global_batch`` where the class supports it."""
-    if global_batch and "global_batch" in inspect.signature(cls).parameters:
-        kwargs["global_batch"] = True
-    return cls(mode, **kwargs)
-
-
-def build_loss(name: str, mode: str, *, global_batch: bool = False) -> CombinedLoss:
-    """The loss ``name`` for ``mode`` ("binary" or "multiclass").
+@dataclass(frozen=True)
+class LossSettings:
+    """What a recipe may depend on besides its name.
 
     Args:
-        name: One of :data:`LOSSES`.
-        mode: Loss mode.
-        global_batch: Under DDP, compute Dice-family statistics over the global batch (passed to
-            the stableloss classes that accept it).
+        mode: ``"binary"`` or ``"multiclass"``.
+        global_batch: Under DDP, Dice-family statistics over the global batch.
+        spacing: In-plane pixel size ``(row, column)`` in mm of the training slices (the distance
+            terms' own maps and their normalisation use it), or None for pixel units.
+        ignore_index: Label value left out of every term, or None.
     """
-    if name == "smp-hybrid":
-        import segmentation_models_pytorch as smp
 
-        return CombinedLoss({"dice": smp.losses.DiceLoss(mode), "focal": smp.losses.FocalLoss(mode, gamma=2.0)},
-                            weights={"dice": 0.7, "focal": 0.3})
-    if name == "boundary":
-        dice = _make(stableloss.DiceLoss, mode, global_batch)
-        return BoundaryAwareLoss(mode, dice=dice, focal=stableloss.FocalLoss(mode, gamma=2.0))
-    if name == "dice":
-        return CombinedLoss({"dice": _make(stableloss.DiceLoss, mode, global_batch)})
-    if name == "tversky":  # the experiment's V3.2 recall-leaning setting: false negatives weigh more
-        return CombinedLoss({"tversky": _make(stableloss.TverskyLoss, mode, global_batch, alpha=0.3, beta=0.7)})
-    if name == "focal":
-        return CombinedLoss({"focal": stableloss.FocalLoss(mode, gamma=2.0)})
-    if name == "logcosh":
-        return CombinedLoss({"logcosh": _make(stableloss.LogCoshDiceLoss, mode, global_batch)})
-    raise ValueError(f"loss must be one of {LOSSES}; received {name!r}")
+    mode: str = "binary"
+    global_batch: bool = False
+    spacing: tuple[float, float] | None = None
+    ignore_index: int | None = None
+
+
+def _make(cls, s: LossSettings, **kwargs: Any):
+    """``cls(mode, **kwargs)`` plus the settings ``cls`` takes: ``global_batch``, ``spacing``, ``ignore_index``."""
+    takes = inspect.signature(cls).parameters
+    if s.global_batch and "global_batch" in takes:
+        kwargs["global_batch"] = True
+    if s.spacing is not None and "spacing" in takes:
+        kwargs["spacing"] = s.spacing
+    if s.ignore_index is not None and "ignore_index" in takes:
+        kwargs["ignore_index"] = s.ignore_index
+    return cls(s.mode, **kwargs)
+
+
+def _dice(s: LossSettings) -> DiceLoss:
+    return _make(DiceLoss, s)
+
+
+def _focal(s: LossSettings) -> FocalLoss:
+    return _make(FocalLoss, s, gamma=2.0)
+
+
+def _pixel_mm(s: LossSettings) -> float:
+    """The pixel size in mm (geometric mean of the two axes); 1 without a spacing."""
+    return 1.0 if s.spacing is None else math.sqrt(s.spacing[0] * s.spacing[1])
+
+
+def _smp_hybrid(s: LossSettings) -> CombinedLoss:
+    import segmentation_models_pytorch as smp
+
+    return CombinedLoss({"dice": smp.losses.DiceLoss(s.mode), "focal": smp.losses.FocalLoss(s.mode, gamma=2.0)},
+                        weights={"dice": 0.7, "focal": 0.3})
+
+
+def _library_boundary_aware(s: LossSettings) -> BoundaryAwareLoss:
+    """``BoundaryAwareLoss(mode)`` with the library's defaults; pixel size and ignore settings passed to
+    the terms that take them."""
+    term = BOUNDARY_TERMS[DEFAULT_BOUNDARY][0]
+    takes = inspect.signature(term).parameters
+    options: dict[str, Any] = {}
+    if s.spacing is not None and "spacing" in takes:
+        options["spacing"] = s.spacing
+    if s.ignore_index is not None and "ignore_index" in takes:
+        options["ignore_index"] = s.ignore_index
+    return BoundaryAwareLoss(s.mode, dice=_dice(s), focal=_focal(s), **options)
+
+
+def _kervadec(s: LossSettings) -> BoundaryAwareLoss:
+    # BoundaryAwareLoss always holds a Focal term: weight 0 leaves it out of the sum.
+    return BoundaryAwareLoss(s.mode, boundary=_make(BoundaryLoss, s), dice=_dice(s), focal=_focal(s),
+                             dice_weight=1.0, focal_weight=0.0, boundary_weight=1.0 / _pixel_mm(s),
+                             schedule=RebalanceSchedule())
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One ``--loss`` choice: a one-line description and ``build(settings) -> CombinedLoss``."""
+
+    description: str
+    build: Callable[[LossSettings], CombinedLoss]
+
+
+RECIPES: dict[str, Recipe] = {
+    "dice": Recipe("Dice alone", lambda s: CombinedLoss({"dice": _dice(s)})),
+    "tversky": Recipe("Tversky, alpha 0.3 on false positives, beta 0.7 on false negatives (the experiment's V3.2)",
+                      lambda s: CombinedLoss({"tversky": _make(TverskyLoss, s, alpha=0.3, beta=0.7)})),
+    "focal": Recipe("Focal alone, gamma 2", lambda s: CombinedLoss({"focal": _focal(s)})),
+    "logcosh": Recipe("log-cosh Dice (the experiment's V5 fix)",
+                      lambda s: CombinedLoss({"logcosh": _make(LogCoshDiceLoss, s)})),
+    "seed": Recipe("the seed experiment's 0.7 Dice + 0.3 Focal (gamma 2), from stableloss",
+                   lambda s: BoundaryAwareLoss(s.mode, boundary=None, dice=_dice(s), focal=_focal(s))),
+    "boundary": Recipe("stableloss's boundary-aware hybrid: BoundaryAwareLoss with the library's default terms and weights",
+                       _library_boundary_aware),
+    "boundary-loss": Recipe("Kervadec et al.: Dice + boundary loss on raw pixel distances, rebalanced each epoch",
+                            _kervadec),
+    "hausdorff": Recipe(f"Karimi and Salcudean: Dice + {HAUSDORFF_WEIGHT:g} x Hausdorff-DT loss (alpha 2, normalised)",
+                        lambda s: CombinedLoss({"dice": _dice(s), "hausdorff": _make(HausdorffDTLoss, s, alpha=2.0,
+                                                                                      normalize=True)},
+                                               weights={"dice": 1.0, "hausdorff": HAUSDORFF_WEIGHT})),
+    "boundary-dou": Recipe("Sun et al.: 0.5 Dice + 0.5 boundary DoU loss",
+                           lambda s: CombinedLoss({"dice": _dice(s), "dou": _make(BoundaryDoULoss, s)},
+                                                  weights={"dice": 0.5, "dou": 0.5})),
+    "smp-hybrid": Recipe("the experiment's own 0.7 smp DiceLoss + 0.3 smp FocalLoss (gamma 2), for comparison",
+                         _smp_hybrid),
+}
+
+LOSSES = tuple(RECIPES)
+
+
+def build_loss(name: str, mode: str, *, global_batch: bool = False, spacing: tuple[float, float] | None = None,
+               ignore_index: int | None = None) -> CombinedLoss:
+    """The loss ``name`` for ``mode`` ("binary" or "multiclass"); see :data:`RECIPES` and :class:`LossSettings`."""
+    if name not in RECIPES:
+        raise ValueError(f"loss must be one of {LOSSES}; received {name!r}")
+    return RECIPES[name].build(LossSettings(mode, global_batch, spacing, ignore_index))
+
+
+def uses_distance_maps(criterion: CombinedLoss) -> bool:
+    """True when a term of ``criterion`` takes the target's distance maps (``distance_map=``)."""
+    return any("distance_map" in inspect.signature(term.forward).parameters for term in criterion.losses.values())
+
+
+def has_schedule(criterion: object) -> bool:
+    """True when ``criterion`` has a per-epoch ``step()`` (a loss-weight schedule)."""
+    return callable(getattr(criterion, "step", None))
+

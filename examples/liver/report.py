@@ -10,7 +10,11 @@ import numpy as np
 
 from liver.atomic import atomic_write
 
-COLUMNS = ("epoch", "train_loss", "val_dice", "val_dice_global", "lr", "skipped", "scaler_skipped", "seconds")
+COLUMNS = ("epoch", "train_loss", "val_dice", "val_dice_global", "val_hd95_mm", "val_assd_mm", "best", "lr", "skipped",
+           "scaler_skipped", "seconds")
+"""history.csv: validation scores are means over the validation volumes (HD95 and ASSD in mm, 3D);
+``best`` is 1 on the epochs that wrote best.pt (the highest validation Dice so far); ``seconds``
+times the training pass (validation not included)."""
 
 
 def write_csv(path: Path, rows: list[dict[str, float]]) -> None:
