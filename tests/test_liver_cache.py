@@ -187,7 +187,7 @@ def test_dataset_and_loader_pass_the_maps(cases, tmp_path):
         _, y, phi = ds[i]
         assert phi.dtype == torch.float32 and phi.shape == y.shape == (1, 32, 32)
         assert torch.equal(phi, torch.from_numpy(np.asarray(cache.distance_maps(cid)[z], np.float32)))
-    for xb, yb, phib in torch.utils.data.DataLoader(ds, batch_size=3, num_workers=2):
+    for _, yb, phib in torch.utils.data.DataLoader(ds, batch_size=3, num_workers=2):
         assert phib.shape == (3, 1, 32, 32) and torch.equal(phib < 0, yb == 1)  # negative exactly inside the liver
     with pytest.raises(ValueError, match=r"the cache holds distance maps of target 'liver'; received target 'tumor'"):
         SliceDataset(cache, items, "tumor")
