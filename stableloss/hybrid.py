@@ -21,7 +21,7 @@ BOUNDARY_TERMS = {"boundary": (BoundaryLoss, boundary_loss), "hausdorff": (Hausd
 """``boundary=`` names: Kervadec's boundary loss, Karimi's Hausdorff-DT loss, Sun's boundary DoU."""
 
 DEFAULT_BOUNDARY = "boundary"
-DEFAULT_BOUNDARY_WEIGHT = 0.1
+DEFAULT_BOUNDARY_WEIGHT = 100.0
 DEFAULT_BOUNDARY_OPTIONS: Dict[str, Dict[str, Any]] = {"boundary": {"normalize": True}, "hausdorff": {"normalize": True},
                                                        "dou": {}}
 """The boundary term's default options: distances divided by the image's extent diagonal, so the
@@ -65,7 +65,7 @@ class BoundaryAwareLoss(CombinedLoss):
         focal: The Focal term; default ``FocalLoss(mode, gamma=2.0)``.
         dice_weight: ``w_d`` (default 0.7).
         focal_weight: ``w_f`` (default 0.3).
-        boundary_weight: ``w_b`` (default 0.1, with distances normalised by the image's extent).
+        boundary_weight: ``w_b`` (default 100, with distances normalised by the image's extent: see the Note).
         schedule: None or ``"constant"`` (default), ``"rebalance"`` (:class:`RebalanceSchedule`:
             Kervadec's, for raw distances), or a schedule object. Call :meth:`step` once per epoch.
         **boundary_options: Options of the boundary term when ``boundary`` is a name (``spacing``,
@@ -78,7 +78,7 @@ class BoundaryAwareLoss(CombinedLoss):
     Example:
         >>> criterion = BoundaryAwareLoss("binary")
         >>> criterion.weights
-        {'dice': 0.7, 'focal': 0.3, 'boundary': 0.1}
+        {'dice': 0.7, 'focal': 0.3, 'boundary': 100.0}
         >>> BoundaryAwareLoss("binary", boundary=None).weights  # the seed experiment's recipe
         {'dice': 0.7, 'focal': 0.3}
     """
@@ -152,7 +152,7 @@ def boundary_aware_loss(
         mode: ``"binary"``, ``"multiclass"`` or ``"multilabel"``.
         distance_map: The target's signed maps for the boundary term, or None.
         boundary: ``"boundary"``, ``"hausdorff"``, ``"dou"`` or None (the seed recipe).
-        dice_weight, focal_weight, boundary_weight: The weights (0.7, 0.3, 0.1).
+        dice_weight, focal_weight, boundary_weight: The weights (0.7, 0.3, 100).
         dice_options, focal_options, boundary_options: Keyword options of each term's function
             (focal's default ``gamma=2``; the boundary term's default ``normalize=True``).
 
