@@ -47,7 +47,8 @@ def probe(size: int, batch: int, regime: str) -> dict:
         x = logits_for(regime, target, gen)
         loss = make()(x, target)
         loss.backward()
-        out[name] = "ok" if bool(torch.isfinite(loss)) and bool(torch.isfinite(x.grad).all()) else (
+        grad = x.grad
+        out[name] = "ok" if bool(torch.isfinite(loss)) and grad is not None and bool(torch.isfinite(grad).all()) else (
             f"loss {float(loss.detach()):.3g}" if not bool(torch.isfinite(loss)) else "grad non-finite")
     return out
 

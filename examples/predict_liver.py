@@ -103,7 +103,7 @@ def main(argv=None) -> dict:
         if labels is not None:
             line += f" | Dice {tracker.add(case.case_id, canonical_mask, make_target(labels, settings['target'])):.4f}"
         print(line)
-    result = {"checkpoints": [str(c) for c in args.checkpoint], "per_volume": tracker.per_volume}
+    result: dict[str, object] = {"checkpoints": [str(c) for c in args.checkpoint], "per_volume": tracker.per_volume}
     if tracker.per_volume:
         result.update(tracker.summary())
         print(f"Dice over {len(tracker.per_volume)} volume(s): mean {result['dice_per_volume']:.4f}, global {result['dice_global']:.4f}")

@@ -49,11 +49,12 @@ def _check_worker(rank: int, init_file: str, out_dir: str) -> None:
     try:
         info = ddp.DistInfo(rank, WORLD)
         torch.manual_seed(0)
-        model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 1))
-        results = [ddp.check_same_weights(model, info, when="after epoch 2")]
+        head = torch.nn.Linear(4, 1)
+        model = torch.nn.Sequential(torch.nn.Linear(3, 4), head)
+        results: list[list[str] | str] = [ddp.check_same_weights(model, info, when="after epoch 2")]
         if rank == 1:
             with torch.no_grad():
-                model[1].bias.add_(1e-7)
+                head.bias.add_(1e-7)
         try:
             results.append(ddp.check_same_weights(model, info, when="after epoch 3"))
         except RuntimeError as err:

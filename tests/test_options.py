@@ -6,6 +6,7 @@ option tensors that stay float32 whatever dtype the module is cast to.
 """
 
 import inspect
+from typing import Any
 
 import numpy as np
 import pytest
@@ -94,7 +95,7 @@ def test_numpy_scalars_and_arrays_are_accepted_and_mean_the_same():
 
 
 # smp's attribute names, a valid new value, and an invalid one, per class.
-ATTRIBUTES = {
+ATTRIBUTES: dict[type, list[tuple[str, Any, Any]]] = {
     stableloss.DiceLoss: [("smooth", 1.0, -1.0), ("eps", 1e-5, 0.0), ("log_loss", True, "x"), ("from_logits", False, 2),
                           ("ignore_index", 2, 2.5), ("classes", [0, 2], [-1]), ("mode", "multilabel", "binray")],
     stableloss.TverskyLoss: [("alpha", 0.3, -0.1), ("beta", 0.7, float("nan")), ("gamma", 0.75, 0.0)],

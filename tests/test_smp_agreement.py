@@ -1,5 +1,7 @@
 """Replacing the import of segmentation_models_pytorch.losses gives the same value in float32."""
 
+from typing import Any
+
 import pytest
 import torch
 
@@ -76,7 +78,7 @@ def test_soft_labels_match_smp():
                                    getattr(smp_losses, name)("binary")(logits, target), **TOL)
 
 
-FOCAL_OPTIONS = [
+FOCAL_OPTIONS: list[dict[str, Any]] = [
     {},
     {"gamma": 0.0},
     {"gamma": 1.5, "alpha": 0.25},

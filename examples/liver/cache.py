@@ -104,24 +104,23 @@ class SliceCache:
         c = self.cases[case_id]
         return self._maps[c["start"]:c["start"] + c["slices"]]
 
-    def _open(self) -> None:
+    def _open(self) -> tuple[np.memmap, np.memmap]:
         shape = (int(self.index["total_slices"]), self.img_size, self.img_size)
         self._images = np.memmap(self.folder / "images.f16", np.float16, "r", shape=shape)
         self._labels = np.memmap(self.folder / "labels.u8", np.uint8, "r", shape=shape)
+        return self._images, self._labels
 
     def volume(self, case_id: str) -> np.ndarray:
         """The preprocessed ``(Z, H, W)`` float16 slices of one case (a memmap view)."""
-        if self._images is None:
-            self._open()
+        images = self._images if self._images is not None else self._open()[0]
         c = self.cases[case_id]
-        return self._images[c["start"]:c["start"] + c["slices"]]
+        return images[c["start"]:c["start"] + c["slices"]]
 
     def labels(self, case_id: str) -> np.ndarray:
         """The resized ``(Z, H, W)`` uint8 labels of one case (a memmap view)."""
-        if self._labels is None:
-            self._open()
+        labels = self._labels if self._labels is not None else self._open()[1]
         c = self.cases[case_id]
-        return self._labels[c["start"]:c["start"] + c["slices"]]
+        return labels[c["start"]:c["start"] + c["slices"]]
 
 
 def build_cache(cases: Sequence[Case], root: Path, img_size: int, hu_window: Sequence[float] = HU_WINDOW,
@@ -157,6 +156,8 @@ def _build_slices(cases: Sequence[Case], root: Path, img_size: int, hu_window: S
         entries, start = [], 0
         for case, n in tqdm(list(zip(cases, counts, strict=True)), desc="caching slices", unit="vol", disable=not progress):
             hu, lab, img = load_case(case)
+            if lab is None:
+                raise ValueError(f"case {case.case_id!r} has no segmentation; the training cache needs one per volume")
             images[start:start + n] = preprocess(hu, img_size, hu_window).astype(np.float16)
             lab_small = resize_slices(lab, img_size, labels=True)
             labels[start:start + n] = lab_small

@@ -81,6 +81,8 @@ def _load(path: Path) -> nib.Nifti1Image:
         img = nib.load(str(path))
     except Exception as err:  # nibabel raises several types for unreadable files
         raise ValueError(f"cannot read NIfTI file {str(path)!r}: {type(err).__name__}: {err}") from err
+    if not isinstance(img, nib.Nifti1Image):  # Nifti2Image is a subclass
+        raise ValueError(f"{str(path)!r} must be a NIfTI image; nibabel read it as {type(img).__name__}")
     if len(img.shape) != 3:
         raise ValueError(f"{str(path)!r} must hold a 3D volume; received shape {img.shape}")
     return img
@@ -137,7 +139,9 @@ def load_case(case: Case) -> tuple[np.ndarray, np.ndarray | None, nib.Nifti1Imag
     """HU ``(Z, Y, X)`` float32, labels ``(Z, Y, X)`` uint8 (or None), and the original image."""
     img, lab = open_case(case)
     hu = canonical_slices(img, case.image)
-    labels = None if lab is None else canonical_slices(lab, case.label, np.float32).round().astype(np.uint8)
+    labels = None
+    if lab is not None and case.label is not None:
+        labels = canonical_slices(lab, case.label, np.float32).round().astype(np.uint8)
     return hu, labels, img
 
 

@@ -24,8 +24,10 @@ def predict_volume(models: Sequence[nn.Module], volume: np.ndarray, *, multiclas
         float32 ``(C, Z, H, W)``: softmax probabilities for multiclass, else ``(1, Z, H, W)``
         sigmoid probabilities.
     """
+    if not models:
+        raise ValueError("models must hold at least one model; received an empty sequence")
     autocast = Precision.resolve(precision, device).autocast
-    out = None
+    out: np.ndarray | None = None
     for model in models:
         model.eval()
         chunks = []
@@ -37,7 +39,8 @@ def predict_volume(models: Sequence[nn.Module], volume: np.ndarray, *, multiclas
             chunks.append(probs.cpu())
         probs = torch.cat(chunks).transpose(0, 1).numpy()
         out = probs if out is None else out + probs
-    return out / len(models)
+    assert out is not None  # models is not empty
+    return (out / len(models)).astype(np.float32, copy=False)
 
 
 def to_labels(probs: np.ndarray, multiclass: bool) -> np.ndarray:
