@@ -53,6 +53,10 @@ class RegionOptions:
             gradient); without a process group it changes nothing.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (the ``(C,)`` or ``(N, C)`` losses).
         validate_args: Check target values (a host sync); skipped under ``torch.compile``.
+        fused: Fused Triton kernels for the sigmoid path: ``None`` (default: the ``STABLELOSS_FUSED``
+            environment variable, else on for CUDA tensors when Triton is installed), ``False``
+            (eager torch), ``True`` (required: a ``ValueError`` at the forward where they cannot
+            run). Paths without a kernel (softmax) run eagerly whatever the setting.
     """
 
     mode: str
@@ -71,10 +75,12 @@ class RegionOptions:
     global_batch: bool = False
     reduction: str = "mean"
     validate_args: bool = True
+    fused: Optional[bool] = None
 
     def __post_init__(self) -> None:
         if _checks.is_compiling():  # values were checked when the loss was built, outside the graph
             return
+        _set(self, "fused", _checks.check_optional_bool("fused", self.fused))
         mode = _checks.check_mode(self.mode)
         _set(self, "classes", _checks.check_classes(self.classes, mode))
         for flag in ("log_loss", "from_logits", "per_image", "ignore_empty", "global_batch", "validate_args"):
@@ -117,6 +123,10 @@ class FocalOptions:
             sum of those weights (``torch.nn.functional.cross_entropy(weight=...)``).
         multiclass_activation: ``"softmax"`` (default) or ``"sigmoid"`` (segmentation-models-pytorch's).
         validate_args: Check target values (a host sync); skipped under ``torch.compile``.
+        fused: Fused Triton kernels for the sigmoid path: ``None`` (default: the ``STABLELOSS_FUSED``
+            environment variable, else on for CUDA tensors when Triton is installed), ``False``
+            (eager torch), ``True`` (required: a ``ValueError`` at the forward where they cannot
+            run). Paths without a kernel (softmax, ``normalized``, ``reduction="none"``) run eagerly whatever the setting.
     """
 
     mode: str
@@ -131,10 +141,12 @@ class FocalOptions:
     class_weights: Optional[Tuple[float, ...]] = None
     multiclass_activation: str = "softmax"
     validate_args: bool = True
+    fused: Optional[bool] = None
 
     def __post_init__(self) -> None:
         if _checks.is_compiling():
             return
+        _set(self, "fused", _checks.check_optional_bool("fused", self.fused))
         mode = _checks.check_mode(self.mode)
         _set(self, "alpha", _checks.check_alpha(self.alpha))
         _set(self, "gamma", _checks.check_number("gamma", self.gamma, low=0.0))

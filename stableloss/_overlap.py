@@ -193,6 +193,7 @@ def overlap_statistics(
     valid: Optional[Tensor],
     per_image: bool,
     global_batch: bool = False,
+    fused: Optional[bool] = None,
 ) -> Overlap:
     """Soft TP, FP and FN per class from logits (or probabilities) and a flattened target.
 
@@ -204,20 +205,22 @@ def overlap_statistics(
         per_image: Sum over each image separately (``(N, C)`` statistics) instead of over the batch
             (``(C,)``, the batch Dice of segmentation-models-pytorch).
         global_batch: Add the sums over all ``torch.distributed`` ranks (see :func:`all_reduce_sums`).
+        fused: The fused-kernel setting of the sigmoid path (:func:`stableloss._fused.use_fused`).
 
     Returns:
         :class:`Overlap` of float32 tensors (float64 for float64 input).
     """
     flat = input.reshape(input.shape[0], input.shape[1], -1)
-    sums = _sums(flat, target, valid, activation, per_image)
+    sums = _sums(flat, target, valid, activation, per_image, fused)
     if global_batch:
         sums = all_reduce_sums(sums)
     return Overlap(*sums.unbind(0))
 
 
-def _sums(flat: Tensor, target: Tensor, valid: Optional[Tensor], activation: str, per_image: bool) -> Tensor:
+def _sums(flat: Tensor, target: Tensor, valid: Optional[Tensor], activation: str, per_image: bool,
+          fused: Optional[bool] = None) -> Tensor:
     """The path for these tensors: fused Triton kernels (CUDA), else :func:`eager_sums`."""
-    if activation == "sigmoid" and _fused.use_fused(flat):
+    if activation == "sigmoid" and _fused.use_fused(flat, fused):
         return _fused.overlap_sums(flat, target, valid, per_image, fused=True)
     return eager_sums(flat, target, valid, activation, per_image)
 

@@ -85,7 +85,8 @@ def region_class_losses(input: Tensor, target: Tensor, options: RegionOptions) -
     flat_target, valid = flatten_target(target, mode=options.mode, num_classes=input.shape[1],
                                         ignore_index=options.ignore_index, dtype=compute_dtype(input.dtype))
     overlap = overlap_statistics(input, flat_target, activation=activation_of(options.mode, options.from_logits),
-                                 valid=valid, per_image=options.per_image, global_batch=options.global_batch)
+                                 valid=valid, per_image=options.per_image, global_batch=options.global_batch,
+                                 fused=options.fused)
     loss = tversky_score(overlap, alpha=options.alpha, beta=options.beta, smooth=options.smooth, eps=options.eps,
                          log_loss=options.log_loss)
     loss = focal_power(loss, options.gamma)

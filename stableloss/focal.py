@@ -163,7 +163,7 @@ def _sigmoid_focal(logits: Tensor, target: Tensor, options: FocalOptions, alpha:
     flat_logits = logits.reshape(batch, num_classes, -1)
     flat_target, valid = flatten_target(target, mode=options.mode, num_classes=num_classes,
                                         ignore_index=options.ignore_index, dtype=compute_dtype(logits.dtype))
-    if not options.normalized and options.reduction != "none" and _fused.use_fused(flat_logits):  # one read per pass
+    if not options.normalized and options.reduction != "none" and _fused.use_fused(flat_logits, options.fused):  # one read per pass
         fused_alpha = alpha if alpha is not None else scalar_alpha
         class_sum, count = _fused.sigmoid_focal_sums(flat_logits, flat_target, valid, gamma=options.gamma,
                                                      alpha=fused_alpha, reduced_threshold=options.reduced_threshold,

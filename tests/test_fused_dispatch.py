@@ -97,3 +97,34 @@ def test_fused_package_imports_and_runs_without_triton():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env,
                           cwd=ROOT, check=False)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("make", [lambda **kw: __import__("stableloss").DiceLoss("binary", **kw),
+                                  lambda **kw: __import__("stableloss").FocalLoss("binary", **kw)], ids=["dice", "focal"])
+def test_fused_loss_argument_false_keeps_the_eager_path_whatever_the_environment(make, monkeypatch):
+    calls = []
+
+    def record(logits, fused=None):
+        calls.append(fused)
+        return False  # the kernels are not run here; what matters is the setting the loss passes on
+
+    monkeypatch.setattr(_fused, "use_fused", record)
+    x, t = torch.randn(2, 1, 4, 4), (torch.rand(2, 1, 4, 4) > 0.5).float()
+    make(fused=False)(x, t)
+    make()(x, t)
+    assert calls == [False, None]
+
+
+def test_fused_loss_argument_true_raises_where_the_kernels_cannot_run(no_interpreter):
+    import stableloss
+
+    x, t = torch.randn(2, 1, 4, 4), (torch.rand(2, 1, 4, 4) > 0.5).float()
+    with pytest.raises(ValueError, match=r"fused=True needs Triton and a CUDA tensor"):
+        stableloss.DiceLoss("binary", fused=True)(x, t)
+    with pytest.raises(TypeError, match=r"fused must be a bool; received str 'yes'"):
+        stableloss.FocalLoss("binary", fused="yes")
+    loss = stableloss.DiceLoss("binary")
+    loss.fused = False
+    assert loss.fused is False
+    with pytest.raises(TypeError, match=r"fused must be a bool"):
+        loss.fused = 2

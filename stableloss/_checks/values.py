@@ -100,6 +100,11 @@ def check_bool(name: str, value: object) -> bool:
     return bool(value)
 
 
+def check_optional_bool(name: str, value: object) -> Optional[bool]:
+    """Like :func:`check_bool` but lets ``None`` through."""
+    return None if value is None else check_bool(name, value)
+
+
 def check_int(name: str, value: object, *, low: Optional[int] = None) -> int:
     """Return ``value`` as a Python int (NumPy integers and 0-d integer tensors too), not a bool."""
     value = _scalar(value)
