@@ -23,6 +23,7 @@ Usage::
     python bench/speed.py --quick                     # 8x1x256x256 and 1x1x64^3, a few minutes on CPU
     python bench/speed.py                             # 16x1x512x512 and 2x1x128^3
     python bench/speed.py --quick --profile focal     # where stableloss's and smp's time goes
+    python bench/speed.py --quick --variant ignore    # ignore_index=255 (or multiclass16: 16 softmax classes)
     python bench/speed.py --device cuda --sources stableloss-eager,stableloss-fused,fused-1read,smp,smp-compiled --unet
 
 The last line is the CUDA comparison (``_fused_rows.py``): eager against fused stableloss and
@@ -42,6 +43,7 @@ import torch
 
 import _common as C
 import _fused_rows
+import _variants
 
 SHAPES = {"2d": (16, 1, 512, 512), "3d": (2, 1, 128, 128, 128)}
 QUICK_SHAPES = {"2d": (8, 1, 256, 256), "3d": (1, 1, 64, 64, 64)}
@@ -70,6 +72,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shape", default=None, metavar="NxCxHxW[xD]", help="one custom shape instead of --shapes")
     parser.add_argument("--unet", action="store_true",
                         help="also time a smp.Unet('efficientnet-b0') training step per loss (2D shapes)")
+    parser.add_argument("--variant", choices=_variants.VARIANTS, default="binary",
+                        help="binary (default); ignore: ignore_index=255 on 5%% of the pixels; multiclass16: 16 "
+                             "softmax classes, the Dice family (see _variants.py)")
     parser.add_argument("--compile-backend", default="inductor", help="torch.compile backend of smp-compiled")
     args = parser.parse_args(argv)
     args.repeats = args.repeats or (10 if args.quick else 20)
@@ -78,17 +83,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def make_inputs(shape, device, dtype) -> tuple:
-    """Logits (a leaf of ``dtype``) and a float32 blob target, the same for every implementation."""
+def make_inputs(shape, device, dtype, variant: str = "binary") -> tuple:
+    """Logits (a leaf of ``dtype``) and the target of ``variant``, the same for every implementation."""
     gen = torch.Generator().manual_seed(0)
-    logits, target, _ = C.soft_prediction(shape, generator=gen)
+    logits, target = _variants.make_variant_inputs(variant, shape, gen)
     return logits.to(device=device, dtype=dtype).requires_grad_(), target.to(device)
 
 
 def bench_case(impls: list[C.Impl], shape, precision: str, device, args) -> list[dict]:
     """Time and memory rows for every implementation on one shape and precision."""
     autocast = PRECISIONS[precision]
-    x, t = make_inputs(shape, device, autocast or torch.float32)
+    x, t = make_inputs(shape, device, autocast or torch.float32, args.variant)
     fns: dict[str, C.LossFn] = {"floor": C.floor_fn}
     fns.update({impl.label: impl.fn for impl in impls})
     finite, failed = {}, {}
@@ -102,7 +107,7 @@ def bench_case(impls: list[C.Impl], shape, precision: str, device, args) -> list
     clock = time.thread_time if args.clock == "thread" else time.perf_counter
     times = C.time_interleaved(fns, x, t, autocast=autocast, warmup=args.warmup, repeats=args.repeats, clock=clock)
     rows = []
-    label = "x".join(map(str, shape))
+    label = "x".join(map(str, _variants.variant_shape(args.variant, shape)))
     for name, fn in fns.items():
         median, iqr = C.spread(times[name])
         rows.append({"shape": label, "precision": precision, "impl": name, "ms": 1e3 * median, "iqr_ms": 1e3 * iqr,
@@ -160,14 +165,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         profile_loss(args.profile, shapes[shape_keys[0]], precisions[0], device, args)
         return 0
-    extra = _fused_rows.builders(device, args.compile_backend)
-    impls = C.build_impls(args.losses.split(","), args.sources.split(","), extra=extra)
+    if args.variant == "binary":
+        extra = _fused_rows.builders(device, args.compile_backend)
+        impls = C.build_impls(args.losses.split(","), args.sources.split(","), extra=extra)
+    else:
+        impls = _variants.variant_impls(args.variant, args.losses.split(","), args.sources.split(","))
     meta = C.metadata(device)
     meta["clock"] = args.clock
     if args.clock == "thread" and device.type == "cuda":
         raise SystemExit("--clock thread measures CPU time; use the wall clock on CUDA")
     print(f"device {meta['device']} ({meta['device_name']}), torch {torch.__version__}, {meta['torch_threads']} threads, "
-          f"{args.repeats} timed passes after {args.warmup} warm-up, {args.clock} clock, commit {meta['commit']}")
+          f"{args.repeats} timed passes after {args.warmup} warm-up, {args.clock} clock, variant {args.variant}, "
+          f"commit {meta['commit']}")
+    meta["variant"] = args.variant
     rows: list[dict] = []
     cases = [(shapes[k], p) for k in shape_keys for p in precisions]
     for shape, precision in _progress(cases):

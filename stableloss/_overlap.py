@@ -226,8 +226,13 @@ def _sums(flat: Tensor, target: Tensor, valid: Optional[Tensor], activation: str
 
 
 def eager_sums(flat: Tensor, target: Tensor, valid: Optional[Tensor], activation: str, per_image: bool) -> Tensor:
-    """``(3, C)`` or ``(3, N, C)`` sums in torch operations: dot products for hard labels with a sigmoid
-    on the CPU (:mod:`stableloss._overlap_hard`), :class:`_OverlapSums` otherwise."""
+    """``(3, C)`` or ``(3, N, C)`` sums in torch operations: on the CPU, the hard-label paths of
+    :mod:`stableloss._overlap_hard` (sigmoid with a 0/1 target; softmax, whose one-hot target is
+    always hard); :class:`_OverlapSums` otherwise."""
+    if activation == "softmax" and _hard_path_applies(flat, target):
+        from stableloss._overlap_hard import hard_softmax_sums
+
+        return hard_softmax_sums(flat, target, valid, per_image)
     if activation == "sigmoid" and _hard_path_applies(flat, target):
         from stableloss._overlap_hard import complement_if_hard, hard_sigmoid_sums
 

@@ -1,4 +1,4 @@
-"""The overlap sums for hard labels with a sigmoid: dot products, one saved buffer (the CPU fast path).
+"""The overlap sums for hard labels (sigmoid with a 0/1 target, softmax): few passes, one saved buffer (the CPU fast path).
 
 For targets that are exactly 0 or 1 the general counts of :mod:`stableloss._overlap`
 (``min(p, t)``, ``max(p - t, 0)``, ``max(q - (1 - t), 0)``) are dot products,
@@ -20,6 +20,21 @@ buffer instead of ``p``, ``q`` and a sign):
 It is used on the CPU in eager mode when the target is known to be hard and needs no gradient; it
 returns the same sums as the general path (to float32 rounding) and falls back to the general path's
 differentiable definition for double backward and forward mode.
+
+The softmax (multiclass) target is always hard (a one-hot of class indices), and the same idea
+replaces the general path's complement ``q_c`` (the other classes' mass, from two cumulative sums
+over the classes, five full-size buffers) by what the counts need of it: with ``v - t`` the
+complement of the one-hot target,
+
+.. math::
+
+    TP_c = \\langle p_c, t_c \\rangle, \\qquad FP_c = \\langle p_c, v - t_c \\rangle, \\qquad
+    FN_c = \\langle t_c, r \\rangle, \\quad r_i = \\sum_k p_{ik} (v_i - t_{ik})
+
+``r_i`` is the mass of the classes other than pixel ``i``'s label, a sum of non-negative terms
+(never ``1 - p``), so every count keeps float32 relative precision. The backward is
+``dL/dp_k = g_{TP,k} t_k + (g_{FP,k} + g_{FN,label}) (v - t_k)`` through the softmax's backward;
+``p`` is the one saved buffer besides the target.
 """
 
 from __future__ import annotations
@@ -29,7 +44,7 @@ from typing import Any, Optional, Tuple
 import torch
 from torch import Tensor
 
-from stableloss._activation import compute_dtype
+from stableloss._activation import LOGIT_LIMIT, compute_dtype
 from stableloss._overlap import overlap_sums_reference
 
 
@@ -103,3 +118,51 @@ class HardSigmoidOverlap(torch.autograd.Function):
 def hard_sigmoid_sums(input: Tensor, target: Tensor, valid: Optional[Tensor], per_image: bool, spare: Tensor) -> Tensor:
     """``(3, C)`` or ``(3, N, C)`` sums; ``spare`` is :func:`complement_if_hard`'s ``v - t`` (it is overwritten)."""
     return HardSigmoidOverlap.apply(input, target, valid, per_image, spare)[0]
+
+
+class HardSoftmaxOverlap(torch.autograd.Function):
+    """TP, FP, FN ``(3, C)`` (``(3, N, C)`` per image) from logits ``(N, C, S)`` and a one-hot target."""
+
+    @staticmethod
+    def forward(input: Tensor, target: Tensor, valid: Optional[Tensor], per_image: bool,  # type: ignore[override]
+                spare: Tensor) -> Tuple[Tensor, Tensor]:
+        dims = 2 if per_image else (0, 2)
+        logits = input.to(compute_dtype(input.dtype)).clamp(-LOGIT_LIMIT, LOGIT_LIMIT)  # straight-through: see backward
+        probs = torch.softmax(logits, dim=1)
+        tp = (probs * target).sum(dim=dims)
+        others = torch.mul(probs, spare, out=spare)  # p (v - t): the wrong classes' probabilities
+        fp = others.sum(dim=dims)
+        rest = others.sum(dim=1, keepdim=True)  # r: the mass off each pixel's label (0 where ignored)
+        fn = (target * rest).sum(dim=dims)
+        return torch.stack([tp, fp, fn]), probs
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Tuple[Any, ...], output: Tuple[Tensor, Tensor]) -> None:
+        input, target, valid, per_image, _ = inputs
+        ctx.mark_non_differentiable(output[1])
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(input, target, valid, output[1])
+        ctx.per_image = per_image
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor, *unused: Any) -> Tuple[Optional[Tensor], ...]:  # type: ignore[override]
+        if grad is None:
+            return (None,) * 5
+        input, target, valid, probs = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the general definition
+            dims = (2,) if ctx.per_image else (0, 2)
+            pullback = torch.func.vjp(lambda x: overlap_sums_reference(x, target, valid, "softmax", dims), input)[1]
+            return pullback(grad)[0], None, None, None, None
+        shape = (probs.shape[0], probs.shape[1], 1) if ctx.per_image else (1, probs.shape[1], 1)
+        g_tp, g_fp, g_fn = (g.reshape(shape) for g in grad.unbind(0))
+        g_fn_label = (target * g_fn).sum(dim=1, keepdim=True)  # g_FN of each pixel's label (0 where ignored)
+        spare = torch.rsub(target, 1.0) if valid is None else torch.sub(valid.to(target.dtype), target)
+        grad_probs = spare.mul_(g_fp + g_fn_label).addcmul_(target, g_tp)
+        grad_logits = torch.ops.aten._softmax_backward_data(grad_probs, probs, 1, probs.dtype)
+        return grad_logits.to(input.dtype), None, None, None, None
+
+
+def hard_softmax_sums(input: Tensor, target: Tensor, valid: Optional[Tensor], per_image: bool) -> Tensor:
+    """``(3, C)`` or ``(3, N, C)`` sums for a one-hot ``(N, C, S)`` target (0 at ignored pixels)."""
+    spare = torch.rsub(target, 1.0) if valid is None else torch.sub(valid.to(target.dtype), target)
+    return HardSoftmaxOverlap.apply(input, target, valid, per_image, spare)[0]

@@ -38,6 +38,20 @@ def test_speed_quick_writes_json_and_prints_ratios(tmp_path):
     assert "x_smp" in stdout and "stableloss:dice" in stdout
 
 
+
+@pytest.mark.parametrize("variant,shape", [("ignore", "2x1x32x32"), ("multiclass16", "2x16x32x32")])
+def test_speed_variants_build_like_for_like_rows(tmp_path, variant, shape):
+    pytest.importorskip("segmentation_models_pytorch")
+    _run("speed.py", tmp_path, "--shape", "2x1x32x32", "--losses", "dice,focal", "--sources", "stableloss,smp",
+         "--repeats", "1", "--warmup", "0", "--variant", variant)
+    data = json.loads((tmp_path / "speed.json").read_text())
+    assert data["metadata"]["variant"] == variant
+    rows = {row["impl"]: row for row in data["rows"] if "ms" in row}
+    assert rows["stableloss:dice"]["shape"] == shape and rows["stableloss:dice"]["finite"]
+    assert "x_smp" in rows["stableloss:dice"]
+    # smp's multiclass Focal is a per-class sigmoid loss: no like-for-like row for 16 softmax classes
+    assert ("stableloss:focal" in rows) == (variant == "ignore")
+
 def test_grad_norms_quick_writes_csv_and_figures(tmp_path):
     pytest.importorskip("matplotlib")
     stdout = _run("grad_norms.py", tmp_path, "--losses", "dice,focal", "--sources", "stableloss,smp",
