@@ -55,6 +55,7 @@ from stableloss._checks.values import (
 __all__ = [
     "BACKENDS", "MODES", "as_number_tuple", "check_alpha", "check_binary", "check_bool", "check_choice", "check_choices",
     "check_class_count", "check_class_indices", "check_classes", "check_ignore_index", "check_input", "check_int",
-    "check_labels", "check_mode", "check_num_classes", "check_number", "check_optional_bool", "check_optional_number", "check_pair", "check_same_shape",
+    "check_labels", "check_mode", "check_num_classes", "check_number", "check_optional_bool", "check_optional_number", "check_pair",
+    "check_same_shape",
     "check_spacing", "check_spacing_option", "check_spatial_tensor", "check_target", "check_target_values", "check_weights", "is_compiling",
 ]
