@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
 import stableloss
-from stableloss.hybrid import DEFAULT_BOUNDARY, DEFAULT_BOUNDARY_OPTIONS, DEFAULT_BOUNDARY_WEIGHT
+from stableloss.hybrid import DEFAULT_BOUNDARY, DEFAULT_BOUNDARY_OPTIONS, default_weights
 from stableloss.testing import REFERENCE_FLOOR
 from tests import reference
 
@@ -62,8 +62,9 @@ def _hybrid_reference(logits, target, *, mode):
     boundary = {"boundary": reference.boundary_reference, "hausdorff": reference.hausdorff_reference,
                 "dou": reference.boundary_dou_reference}[DEFAULT_BOUNDARY]
     options = DEFAULT_BOUNDARY_OPTIONS[DEFAULT_BOUNDARY]
-    return (_seed_reference(logits, target, mode=mode)
-            + DEFAULT_BOUNDARY_WEIGHT * boundary(logits, target, mode=mode, **options))
+    dice_weight, focal_weight, boundary_weight = default_weights(DEFAULT_BOUNDARY)
+    return (_seed_reference(logits, target, mode=mode, dice_weight=dice_weight, focal_weight=focal_weight)
+            + boundary_weight * boundary(logits, target, mode=mode, **options))
 
 
 def _map_magnitude(shape, options):
@@ -103,7 +104,7 @@ LOSSES = [
              variants=[{}, {"alpha_max": 0.5}], overlap=False, perfect_atol=1e-4),  # smooth = 1e-5 over >= 0.2 I
     LossInfo("hybrid", stableloss.BoundaryAwareLoss, stableloss.boundary_aware_loss, _hybrid_reference,
              bounds=(None, None), overlap=False, perfect_value=None,
-             scale=lambda shape, options: max(1.0, DEFAULT_BOUNDARY_WEIGHT * _map_magnitude(
+             scale=lambda shape, options: max(1.0, default_weights(DEFAULT_BOUNDARY)[2] * _map_magnitude(
                  shape, DEFAULT_BOUNDARY_OPTIONS[DEFAULT_BOUNDARY]))),
 ]
 

@@ -151,14 +151,14 @@ def test_seed_recipe_is_one_argument_away_and_exact():
 @pytest.mark.parametrize("boundary", ["boundary", "hausdorff", "dou"])
 def test_hybrid_is_its_weighted_terms_and_routes_the_map(boundary):
     logits, target = _blob(seed=7)
-    hybrid = stableloss.BoundaryAwareLoss("binary", boundary=boundary, boundary_weight=0.25)
+    hybrid = stableloss.BoundaryAwareLoss("binary", boundary=boundary, dice_weight=0.7, focal_weight=0.3, boundary_weight=0.25)
     parts = hybrid.components(logits, target)
     torch.testing.assert_close(hybrid(logits, target), 0.7 * parts["dice"] + 0.3 * parts["focal"] + 0.25 * parts["boundary"])
     if boundary != "dou":
         maps = stableloss.signed_distance_map(target)
         torch.testing.assert_close(hybrid(logits, target, distance_map=maps), hybrid(logits, target), rtol=1e-6, atol=1e-7)
-        functional = stableloss.boundary_aware_loss(logits, target, mode="binary", boundary=boundary, boundary_weight=0.25,
-                                                    distance_map=maps)
+        functional = stableloss.boundary_aware_loss(logits, target, mode="binary", boundary=boundary, dice_weight=0.7,
+                                                    focal_weight=0.3, boundary_weight=0.25, distance_map=maps)
         torch.testing.assert_close(functional, hybrid(logits, target), rtol=1e-6, atol=1e-7)
     else:
         with pytest.raises(TypeError, match=r"no term of this CombinedLoss takes the keyword argument\(s\) \['distance_map'\]"):
@@ -196,3 +196,33 @@ def test_boundary_options_need_a_named_boundary_term():
         stableloss.BoundaryAwareLoss("binary", boundary=None, spacing=1.0)
     with pytest.raises(ValueError, match=r"boundary must be one of \('boundary', 'hausdorff', 'dou'\); received 'hd'"):
         stableloss.BoundaryAwareLoss("binary", boundary="hd")
+
+
+def test_default_hybrid_is_half_dice_half_boundary_dou_without_focal():
+    logits, target = _blob(seed=3)
+    hybrid = stableloss.BoundaryAwareLoss("binary")
+    assert hybrid.weights == {"dice": 0.5, "boundary": 0.5} and set(hybrid.components(logits, target)) == {"dice", "boundary"}
+    expected = 0.5 * stableloss.dice_loss(logits, target, mode="binary") + 0.5 * stableloss.boundary_dou_loss(
+        logits, target, mode="binary")
+    torch.testing.assert_close(hybrid(logits, target), expected, rtol=0, atol=0)
+    torch.testing.assert_close(stableloss.boundary_aware_loss(logits, target, mode="binary"), expected, rtol=0, atol=0)
+    with_focal = stableloss.BoundaryAwareLoss("binary", focal_weight=0.3)
+    assert with_focal.weights == {"dice": 0.5, "focal": 0.3, "boundary": 0.5}
+
+
+def test_default_weights_follow_the_boundary_term():
+    assert stableloss.BoundaryAwareLoss("binary", boundary="boundary").weights == {"dice": 0.7, "focal": 0.3, "boundary": 100.0}
+    assert stableloss.BoundaryAwareLoss("binary", boundary="hausdorff").weights == {"dice": 0.7, "focal": 0.3, "boundary": 100.0}
+    assert stableloss.BoundaryAwareLoss("binary", boundary=None).weights == {"dice": 0.7, "focal": 0.3}
+    module = stableloss.BoundaryDoULoss("binary")
+    assert stableloss.BoundaryAwareLoss("binary", boundary=module).weights == {"dice": 0.7, "focal": 0.3, "boundary": 1.0}
+
+
+def test_unused_focal_term_is_refused_with_a_clear_error():
+    logits, target = _blob()
+    with pytest.raises(TypeError, match=r"focal= was given but focal_weight is 0"):
+        stableloss.BoundaryAwareLoss("binary", focal=stableloss.FocalLoss("binary"))
+    with pytest.raises(TypeError, match=r"focal_options were given but focal_weight is 0"):
+        stableloss.boundary_aware_loss(logits, target, mode="binary", focal_options={"gamma": 1.0})
+    with pytest.raises(ValueError, match=r"focal_weight must be"):
+        stableloss.BoundaryAwareLoss("binary", focal_weight=-1.0)

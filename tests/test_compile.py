@@ -5,6 +5,8 @@ Settings are validated when a loss is built, so a compiled forward holds no ``ma
 ``gamma`` in the same process, or ``dynamic=True``) must not break the graph.
 """
 
+import inspect
+
 import pytest
 import torch
 
@@ -37,7 +39,9 @@ def test_compile_dynamic_shapes_equals_eager(info, options):
         pytest.skip("the predicted mask's distance transform inside the forward needs static shapes (documented)")
     torch._dynamo.reset()
     loss = info.build("multilabel", **options)
-    takes_maps = info.name in ("boundary", "hybrid")
+    takes_maps = "distance_map" in inspect.signature(loss.forward).parameters or (
+        isinstance(loss, stableloss.CombinedLoss) and any(
+            "distance_map" in inspect.signature(term.forward).parameters for term in loss.losses.values()))
     for spatial in ((6, 7), (9, 5)):  # a second shape: dynamic dims, no recompilation needed
         logits, target = make_case("multilabel", seed=70, spatial=spatial)
         # with dynamic shapes, the target maps come from the loader (they are no part of the graph)

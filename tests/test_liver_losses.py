@@ -102,10 +102,10 @@ def test_kervadec_recipe_rebalances_raw_pixel_distances():
     criterion = build_loss("boundary-loss", "binary", spacing=(2.0, 2.0))
     assert isinstance(criterion.schedule, RebalanceSchedule) and isinstance(criterion.losses["boundary"], BoundaryLoss)
     assert criterion.losses["boundary"].spacing == (2.0, 2.0) and not criterion.losses["boundary"].normalize
-    assert criterion.weights == pytest.approx({"dice": 1.0, "focal": 0.0, "boundary": 0.01 / 2.0})
+    assert criterion.weights == pytest.approx({"dice": 1.0, "boundary": 0.01 / 2.0})  # no Focal term
     for _ in range(3):
         criterion.step()
-    assert criterion.weights == pytest.approx({"dice": 0.97, "focal": 0.0, "boundary": 0.04 / 2.0})
+    assert criterion.weights == pytest.approx({"dice": 0.97, "boundary": 0.04 / 2.0})
     # the boundary term in pixel units: maps in mm (pixel 2 mm) times the weight 1/2 equal the maps in pixels
     logits, target, _ = _batch("binary")
     in_mm = criterion.components(logits, target, distance_map=signed_distance_map(target, spacing=2.0))["boundary"]
@@ -120,6 +120,17 @@ def test_hausdorff_and_dou_recipes():
     assert hd.weights == {"dice": 1.0, "hausdorff": HAUSDORFF_WEIGHT}
     dou = build_loss("boundary-dou", "binary")
     assert isinstance(dou.losses["dou"], BoundaryDoULoss) and dou.weights == {"dice": 0.5, "dou": 0.5}
+
+
+def test_boundary_recipe_equals_boundary_dou_recipe_since_the_library_default_changed():
+    """The three-seed table's ``boundary-dou`` rows are what ``--loss boundary`` trains now: same value and gradient."""
+    logits, target, _ = _batch("binary")
+    logits.requires_grad_(True)
+    ours, dou = build_loss("boundary", "binary", spacing=(0.8, 0.7)), build_loss("boundary-dou", "binary", spacing=(0.8, 0.7))
+    grad, = torch.autograd.grad(ours(logits, target), logits)
+    expected, = torch.autograd.grad(dou(logits, target), logits)
+    torch.testing.assert_close(ours(logits, target), dou(logits, target), rtol=0, atol=0)
+    torch.testing.assert_close(grad, expected, rtol=0, atol=0)
 
 
 def test_unknown_loss_is_refused_by_name():

@@ -10,7 +10,11 @@ Where the weights come from (change them here, in :data:`RECIPES`):
 - ``seed``: the liver experiment's recipe, 0.7 Dice + 0.3 Focal (gamma 2), built from stableloss;
   ``smp-hybrid`` is the same recipe from segmentation-models-pytorch (the experiment's own code).
 - ``boundary``: :class:`stableloss.BoundaryAwareLoss` with the library's defaults (boundary term,
-  weights, schedule); the trainer only passes the pixel size and the ignore settings.
+  weights, schedule); the trainer only passes the pixel size and the ignore settings. Since the
+  three-seed comparison (docs/liver-example.md) the library's default is 0.5 Dice + 0.5 boundary
+  DoU, the same loss as ``boundary-dou``; before, it was 0.7 Dice + 0.3 Focal + 100 x Kervadec's
+  boundary loss on normalised maps, the ``boundary`` row of that table, which
+  ``BoundaryAwareLoss(mode, boundary="boundary")`` still gives.
 - ``boundary-loss``: Kervadec et al. (MIDL 2019 / MedIA 2021): a region term (Dice here) and the
   boundary loss ``mean(p * phi)`` on raw distances, with their rebalancing schedule
   (:class:`stableloss.RebalanceSchedule`: region 1 and boundary 0.01 at the start, 0.01 moved from
@@ -54,7 +58,7 @@ from stableloss import (
     RebalanceSchedule,
     TverskyLoss,
 )
-from stableloss.hybrid import BOUNDARY_TERMS, DEFAULT_BOUNDARY
+from stableloss.hybrid import BOUNDARY_TERMS, DEFAULT_BOUNDARY, default_weights
 
 HAUSDORFF_WEIGHT = 10.0
 """Weight of the normalised Hausdorff-DT term next to Dice (weight 1) in ``--loss hausdorff``.
@@ -126,12 +130,13 @@ def _library_boundary_aware(s: LossSettings) -> BoundaryAwareLoss:
         options["spacing"] = s.spacing
     if s.ignore_index is not None and "ignore_index" in takes:
         options["ignore_index"] = s.ignore_index
-    return BoundaryAwareLoss(s.mode, dice=_dice(s), focal=_focal(s), **options)
+    focal = {"focal": _focal(s)} if default_weights(DEFAULT_BOUNDARY)[1] > 0 else {}
+    return BoundaryAwareLoss(s.mode, dice=_dice(s), **focal, **options)
 
 
 def _kervadec(s: LossSettings) -> BoundaryAwareLoss:
-    # BoundaryAwareLoss always holds a Focal term: weight 0 leaves it out of the sum.
-    return BoundaryAwareLoss(s.mode, boundary=_make(BoundaryLoss, s), dice=_dice(s), focal=_focal(s),
+    # focal_weight 0: no Focal term
+    return BoundaryAwareLoss(s.mode, boundary=_make(BoundaryLoss, s), dice=_dice(s),
                              dice_weight=1.0, focal_weight=0.0, boundary_weight=1.0 / _pixel_mm(s),
                              schedule=RebalanceSchedule())
 
