@@ -130,8 +130,9 @@ def _library_boundary_aware(s: LossSettings) -> BoundaryAwareLoss:
         options["spacing"] = s.spacing
     if s.ignore_index is not None and "ignore_index" in takes:
         options["ignore_index"] = s.ignore_index
-    focal = {"focal": _focal(s)} if default_weights(DEFAULT_BOUNDARY)[1] > 0 else {}
-    return BoundaryAwareLoss(s.mode, dice=_dice(s), **focal, **options)
+    if default_weights(DEFAULT_BOUNDARY)[1] > 0:  # the library's default has a Focal term
+        options["focal"] = _focal(s)
+    return BoundaryAwareLoss(s.mode, dice=_dice(s), **options)
 
 
 def _kervadec(s: LossSettings) -> BoundaryAwareLoss:
