@@ -76,7 +76,36 @@ def complement_if_hard(target: Tensor, valid: Optional[Tensor]) -> Optional[Tens
     return None if soft else spare
 
 
-class HardSigmoidOverlap(torch.autograd.Function):
+class _HardOverlap(torch.autograd.Function):
+    """What both hard-label paths share: the saved tensors and the differentiable backward for
+    ``create_graph=True``. Subclasses write ``forward`` (returning the sums and one saved buffer)
+    and ``backward``."""
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Tuple[Any, ...], output: Tuple[Tensor, Tensor]) -> None:
+        input, target, valid, per_image, _ = inputs
+        ctx.mark_non_differentiable(output[1])
+        ctx.set_materialize_grads(False)  # no full-size zeros for the unused second output
+        ctx.save_for_backward(input, target, valid, output[1])
+        ctx.per_image = per_image
+
+    @staticmethod
+    def differentiable_backward(ctx: Any, grad: Tensor, activation: str) -> Tuple[Optional[Tensor], ...]:
+        """The general definition's gradient, itself differentiable (double backward)."""
+        input, target, valid, _ = ctx.saved_tensors
+        dims = (2,) if ctx.per_image else (0, 2)
+        pullback = torch.func.vjp(lambda x: overlap_sums_reference(x, target, valid, activation, dims), input)[1]
+        return pullback(grad)[0], None, None, None, None
+
+    @staticmethod
+    def class_gradients(ctx: Any, grad: Tensor, like: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """``dL/dTP``, ``dL/dFP``, ``dL/dFN`` shaped to broadcast over ``(N, C, S)``."""
+        shape = (like.shape[0], like.shape[1], 1) if ctx.per_image else (1, like.shape[1], 1)
+        g_tp, g_fp, g_fn = (g.reshape(shape) for g in grad.unbind(0))
+        return g_tp, g_fp, g_fn
+
+
+class HardSigmoidOverlap(_HardOverlap):
     """TP, FP, FN ``(3, C)`` (``(3, N, C)`` per image) from logits ``(N, C, S)`` and a hard target."""
 
     @staticmethod
@@ -93,24 +122,13 @@ class HardSigmoidOverlap(torch.autograd.Function):
         return torch.stack([tp, fp, fn]), pq
 
     @staticmethod
-    def setup_context(ctx: Any, inputs: Tuple[Any, ...], output: Tuple[Tensor, Tensor]) -> None:
-        input, target, valid, per_image, _ = inputs
-        ctx.mark_non_differentiable(output[1])
-        ctx.set_materialize_grads(False)  # no full-size zeros for the unused second output
-        ctx.save_for_backward(input, target, valid, output[1])
-        ctx.per_image = per_image
-
-    @staticmethod
     def backward(ctx: Any, grad: Tensor, *unused: Any) -> Tuple[Optional[Tensor], ...]:  # type: ignore[override]
         if grad is None:  # only an auxiliary output was used (grads are not materialised)
             return (None,) * 5
-        input, target, valid, pq = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: differentiate the general definition
-            dims = (2,) if ctx.per_image else (0, 2)
-            pullback = torch.func.vjp(lambda x: overlap_sums_reference(x, target, valid, "sigmoid", dims), input)[1]
-            return pullback(grad)[0], None, None, None, None
-        shape = (pq.shape[0], pq.shape[1], 1) if ctx.per_image else (1, pq.shape[1], 1)
-        g_tp, g_fp, g_fn = (g.reshape(shape) for g in grad.unbind(0))
+            return _HardOverlap.differentiable_backward(ctx, grad, "sigmoid")
+        input, target, valid, pq = ctx.saved_tensors
+        g_tp, g_fp, g_fn = _HardOverlap.class_gradients(ctx, grad, pq)
         grad_probs = torch.addcmul(g_fp if valid is None else valid * g_fp, target, g_tp - g_fn - g_fp)
         return grad_probs.mul_(pq).to(input.dtype), None, None, None, None
 
@@ -120,7 +138,7 @@ def hard_sigmoid_sums(input: Tensor, target: Tensor, valid: Optional[Tensor], pe
     return HardSigmoidOverlap.apply(input, target, valid, per_image, spare)[0]
 
 
-class HardSoftmaxOverlap(torch.autograd.Function):
+class HardSoftmaxOverlap(_HardOverlap):
     """TP, FP, FN ``(3, C)`` (``(3, N, C)`` per image) from logits ``(N, C, S)`` and a one-hot target."""
 
     @staticmethod
@@ -137,24 +155,13 @@ class HardSoftmaxOverlap(torch.autograd.Function):
         return torch.stack([tp, fp, fn]), probs
 
     @staticmethod
-    def setup_context(ctx: Any, inputs: Tuple[Any, ...], output: Tuple[Tensor, Tensor]) -> None:
-        input, target, valid, per_image, _ = inputs
-        ctx.mark_non_differentiable(output[1])
-        ctx.set_materialize_grads(False)
-        ctx.save_for_backward(input, target, valid, output[1])
-        ctx.per_image = per_image
-
-    @staticmethod
     def backward(ctx: Any, grad: Tensor, *unused: Any) -> Tuple[Optional[Tensor], ...]:  # type: ignore[override]
         if grad is None:
             return (None,) * 5
-        input, target, valid, probs = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: differentiate the general definition
-            dims = (2,) if ctx.per_image else (0, 2)
-            pullback = torch.func.vjp(lambda x: overlap_sums_reference(x, target, valid, "softmax", dims), input)[1]
-            return pullback(grad)[0], None, None, None, None
-        shape = (probs.shape[0], probs.shape[1], 1) if ctx.per_image else (1, probs.shape[1], 1)
-        g_tp, g_fp, g_fn = (g.reshape(shape) for g in grad.unbind(0))
+            return _HardOverlap.differentiable_backward(ctx, grad, "softmax")
+        input, target, valid, probs = ctx.saved_tensors
+        g_tp, g_fp, g_fn = _HardOverlap.class_gradients(ctx, grad, probs)
         g_fn_label = (target * g_fn).sum(dim=1, keepdim=True)  # g_FN of each pixel's label (0 where ignored)
         spare = torch.rsub(target, 1.0) if valid is None else torch.sub(valid.to(target.dtype), target)
         grad_probs = spare.mul_(g_fp + g_fn_label).addcmul_(target, g_tp)
