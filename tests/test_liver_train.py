@@ -209,7 +209,7 @@ def test_resume_continues_as_if_never_interrupted(tmp_path):
     a = checkpoint.read_checkpoint(tmp_path / "straight" / "last.pt")
     b = checkpoint.read_checkpoint(tmp_path / "resumed" / "last.pt")
     assert a["criterion"]["_extra_state"] == b["criterion"]["_extra_state"] == {"schedule": {"epoch": 2}}
-    assert second["loss_weights"] == pytest.approx({"dice": 0.98, "focal": 0.0, "boundary": 0.03 / 11.25})  # 11.25 mm pixels
+    assert second["loss_weights"] == pytest.approx({"dice": 0.98, "boundary": 0.03 / 11.25})  # 11.25 mm pixels; no Focal term
     for name, value in a["model"].items():
         assert torch.equal(value, b["model"][name]), name
     for name, value in a["optimizer"]["state"].items():
