@@ -50,11 +50,12 @@ def make_variant_inputs(variant: str, shape: Sequence[int], generator: torch.Gen
 
 def variant_impls(variant: str, losses: Sequence[str], sources: Sequence[str]) -> list[C.Impl]:
     """The implementations of ``losses`` from ``sources`` for ``ignore`` or ``multiclass16``."""
-    tables = {"stableloss": _stableloss(variant), "stableloss-noval": _stableloss(variant, validate_args=False),
-              "smp": _smp(variant), "monai": _monai(variant)}
-    unknown = [s for s in sources if s not in tables]
+    builders = {"stableloss": lambda: _stableloss(variant), "stableloss-noval": lambda: _stableloss(variant, validate_args=False),
+                "smp": lambda: _smp(variant), "monai": lambda: _monai(variant)}
+    unknown = [s for s in sources if s not in builders]
     if unknown:
-        raise SystemExit(f"--variant {variant} takes the sources {sorted(tables)}; received {unknown}")
+        raise SystemExit(f"--variant {variant} takes the sources {sorted(builders)}; received {unknown}")
+    tables = {src: builders[src]() for src in sources}  # only the libraries asked for are imported
     return [C.Impl(loss, src, tables[src][loss]) for loss in losses for src in sources if loss in tables[src]]
 
 

@@ -44,7 +44,7 @@ from typing import Any, Optional, Tuple
 import torch
 from torch import Tensor
 
-from stableloss._activation import LOGIT_LIMIT, compute_dtype
+from stableloss._activation import compute_dtype, saturate
 from stableloss._overlap import overlap_sums_reference
 
 
@@ -63,6 +63,11 @@ def batched_dot(a: Tensor, b: Tensor, per_image: bool) -> Tensor:
         return torch.dot(a.reshape(-1), b.reshape(-1)).reshape(1)
 
 
+def label_complement(target: Tensor, valid: Optional[Tensor]) -> Tensor:
+    """``v - t``: the validity mask minus the target (``1 - t`` without a mask), a fresh buffer."""
+    return torch.rsub(target, 1.0) if valid is None else torch.sub(valid.to(target.dtype), target)
+
+
 def complement_if_hard(target: Tensor, valid: Optional[Tensor]) -> Optional[Tensor]:
     """``v - t`` (``1 - t`` without a mask) if every target value is 0 or 1, else None.
 
@@ -70,7 +75,7 @@ def complement_if_hard(target: Tensor, valid: Optional[Tensor]) -> Optional[Tens
     and positive for a soft one, so no rounding can make a soft target pass. One dot product and one
     host sync (the CPU fast path only).
     """
-    spare = torch.rsub(target, 1.0) if valid is None else torch.sub(valid.to(target.dtype), target)
+    spare = label_complement(target, valid)
     with torch.autocast(target.device.type, enabled=False):
         soft = bool(torch.dot(target.reshape(-1), spare.reshape(-1)) != 0)
     return None if soft else spare
@@ -145,7 +150,7 @@ class HardSoftmaxOverlap(_HardOverlap):
     def forward(input: Tensor, target: Tensor, valid: Optional[Tensor], per_image: bool,  # type: ignore[override]
                 spare: Tensor) -> Tuple[Tensor, Tensor]:
         dims = 2 if per_image else (0, 2)
-        logits = input.to(compute_dtype(input.dtype)).clamp(-LOGIT_LIMIT, LOGIT_LIMIT)  # straight-through: see backward
+        logits = saturate(input)  # the shared clamp (in place when the cast copied); straight-through: see backward
         probs = torch.softmax(logits, dim=1)
         tp = (probs * target).sum(dim=dims)
         others = torch.mul(probs, spare, out=spare)  # p (v - t): the wrong classes' probabilities
@@ -163,7 +168,7 @@ class HardSoftmaxOverlap(_HardOverlap):
         input, target, valid, probs = ctx.saved_tensors
         g_tp, g_fp, g_fn = _HardOverlap.class_gradients(ctx, grad, probs)
         g_fn_label = (target * g_fn).sum(dim=1, keepdim=True)  # g_FN of each pixel's label (0 where ignored)
-        spare = torch.rsub(target, 1.0) if valid is None else torch.sub(valid.to(target.dtype), target)
+        spare = label_complement(target, valid)
         grad_probs = spare.mul_(g_fp + g_fn_label).addcmul_(target, g_tp)
         grad_logits = torch.ops.aten._softmax_backward_data(grad_probs, probs, 1, probs.dtype)
         return grad_logits.to(input.dtype), None, None, None, None
@@ -171,5 +176,5 @@ class HardSoftmaxOverlap(_HardOverlap):
 
 def hard_softmax_sums(input: Tensor, target: Tensor, valid: Optional[Tensor], per_image: bool) -> Tensor:
     """``(3, C)`` or ``(3, N, C)`` sums for a one-hot ``(N, C, S)`` target (0 at ignored pixels)."""
-    spare = torch.rsub(target, 1.0) if valid is None else torch.sub(valid.to(target.dtype), target)
+    spare = label_complement(target, valid)
     return HardSoftmaxOverlap.apply(input, target, valid, per_image, spare)[0]

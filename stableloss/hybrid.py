@@ -236,7 +236,7 @@ def boundary_aware_loss(
         if boundary_options or distance_map is not None:
             raise TypeError("boundary_options and distance_map need a boundary term; received boundary=None")
         return total
-    name = _checks.check_choice("boundary", boundary, tuple(BOUNDARY_TERMS))
+    name = boundary  # checked above
     fn = BOUNDARY_TERMS[name][1]
     options = {**DEFAULT_BOUNDARY_OPTIONS[name], **dict(boundary_options or {})}
     extra = {} if name == "dou" else {"distance_map": distance_map}

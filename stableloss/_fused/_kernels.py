@@ -162,6 +162,26 @@ def _elementwise(x, t, v, gamma, scale, cut, FOCAL: tl.constexpr, GAMMA: tl.cons
     return p, q, pv, tp_term, fp_term, fn_term, xc, ce, u, factor
 
 
+@_helper
+def _load_block(x_ptr, t_ptr, v_ptr, n, c, s, m, sxn, sxc, sxs, stn, stc, sts, svn, svc, svs, alpha, class_alpha,
+                ACC: tl.constexpr, HAS_VALID: tl.constexpr, ALPHA: tl.constexpr, BLOCK: tl.constexpr):
+    """One block of logits ``x``, target ``t``, validity ``v`` and focal weight ``w`` (alpha times ``v``),
+    in the accumulation dtype; both kernels read their inputs through it."""
+    x = tl.load(x_ptr + n * sxn + c * sxc + s * sxs, mask=m, other=0.0).to(ACC)
+    t = tl.load(t_ptr + n * stn + c * stc + s * sts, mask=m, other=0).to(ACC)
+    if HAS_VALID:
+        v = tl.load(v_ptr + n * svn + c * svc + s * svs, mask=m, other=0).to(ACC)
+    else:
+        v = tl.full([BLOCK], 1.0, ACC)
+    if ALPHA == 1:
+        w = (t * (2.0 * alpha - 1.0) + (1.0 - alpha)) * v
+    elif ALPHA == 2:
+        w = class_alpha * v
+    else:
+        w = v
+    return x, t, v, w
+
+
 @triton.jit
 def _forward_kernel(
     x_ptr, t_ptr, v_ptr, a_ptr, out_ptr,
@@ -192,18 +212,8 @@ def _forward_kernel(
     for offset in tl.range(start, start + chunk, BLOCK):
         s = (offset + tl.arange(0, BLOCK)).to(tl.int64)
         m = s < S
-        x = tl.load(x_ptr + n * sxn + c * sxc + s * sxs, mask=m, other=0.0).to(ACC)
-        t = tl.load(t_ptr + n * stn + c * stc + s * sts, mask=m, other=0).to(ACC)
-        if HAS_VALID:
-            v = tl.load(v_ptr + n * svn + c * svc + s * svs, mask=m, other=0).to(ACC)
-        else:
-            v = tl.full([BLOCK], 1.0, ACC)
-        if ALPHA == 1:
-            w = (t * (2.0 * alpha - 1.0) + (1.0 - alpha)) * v
-        elif ALPHA == 2:
-            w = class_alpha * v
-        else:
-            w = v
+        x, t, v, w = _load_block(x_ptr, t_ptr, v_ptr, n, c, s, m, sxn, sxc, sxs, stn, stc, sts, svn, svc, svs,
+                                 alpha, class_alpha, ACC, HAS_VALID, ALPHA, BLOCK)
         _p, _q, _pv, tp_term, fp_term, fn_term, _xc, ce, _u, factor = _elementwise(
             x, t, v, gamma, scale, cut, FOCAL, GAMMA, THRESHOLD)
         if OVERLAP:
@@ -277,18 +287,8 @@ def _backward_kernel(
     for offset in tl.range(start, start + chunk, BLOCK):
         s = (offset + tl.arange(0, BLOCK)).to(tl.int64)
         m = s < S
-        x = tl.load(x_ptr + n * sxn + c * sxc + s * sxs, mask=m, other=0.0).to(ACC)
-        t = tl.load(t_ptr + n * stn + c * stc + s * sts, mask=m, other=0).to(ACC)
-        if HAS_VALID:
-            v = tl.load(v_ptr + n * svn + c * svc + s * svs, mask=m, other=0).to(ACC)
-        else:
-            v = tl.full([BLOCK], 1.0, ACC)
-        if ALPHA == 1:
-            w = (t * (2.0 * alpha - 1.0) + (1.0 - alpha)) * v
-        elif ALPHA == 2:
-            w = class_alpha * v
-        else:
-            w = v
+        x, t, v, w = _load_block(x_ptr, t_ptr, v_ptr, n, c, s, m, sxn, sxc, sxs, stn, stc, sts, svn, svc, svs,
+                                 alpha, class_alpha, ACC, HAS_VALID, ALPHA, BLOCK)
         p, q, pv, _tp_term, fp_term, fn_term, xc, ce, u, factor = _elementwise(
             x, t, v, gamma, scale, cut, FOCAL, GAMMA, THRESHOLD)
         gx = tl.full([BLOCK], 0.0, ACC)
