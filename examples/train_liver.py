@@ -167,8 +167,15 @@ def pixel_spacing(cache: SliceCache, case_ids: list[str], log) -> tuple[float, f
     median = (float(np.median(sizes[:, 0])), float(np.median(sizes[:, 1])))
     if np.ptp(sizes, axis=0).max() > 0.01 * max(median):
         log(f"in-plane pixel sizes differ between training volumes ({sizes.min():.3g}-{sizes.max():.3g} mm after "
-            f"resizing): the loss's own distance computations use the median, {median[0]:.3g} x {median[1]:.3g} mm")
+            f"resizing): the loss's own distance computations use the median, {median[0]:.3g} x {median[1]:.3g} mm, "
+            "and the distance terms do not check the cached maps (each made with its volume's own spacing) against it")
     return median
+
+
+def uniform_spacing(cache: SliceCache, case_ids: list[str]) -> bool:
+    """Whether the training volumes share one in-plane pixel size (within 1%): the loss can then check the maps."""
+    sizes = np.array([cache.voxel_mm(c)[1:] for c in case_ids])
+    return bool(np.ptp(sizes, axis=0).max() <= 0.01 * np.median(sizes, axis=0).max())
 
 
 def epoch_loader(cache: SliceCache, train_ids: list[str], args, info: ddp.DistInfo, epoch: int) -> DataLoader:
@@ -189,7 +196,7 @@ def lr_lambda(warmup: int, total: int):
 
 
 def build_state(args, info: ddp.DistInfo, precision: Precision, steps_per_epoch: int, spacing: tuple[float, float],
-                log) -> TrainState:
+                log, check_maps: bool = True) -> TrainState:
     """Network (DDP-wrapped under torchrun), loss, AdamW, warm-up + cosine schedule, scaler, guard."""
     multiclass = args.target == "multiclass"
     net = build_model(args.encoder, args.encoder_weights, 3 if multiclass else 1, log=log).to(info.device)
@@ -203,7 +210,7 @@ def build_state(args, info: ddp.DistInfo, precision: Precision, steps_per_epoch:
         scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup, args.epochs * steps_per_epoch)),
         scaler=scaler,
         criterion=build_loss(args.loss, "multiclass" if multiclass else "binary", global_batch=info.enabled,
-                             spacing=spacing),
+                             spacing=spacing, check_maps=check_maps),
         guard=NonFiniteGuard(args.patience, enabled=not args.no_guard, scaler_active=scaler.is_enabled(),
                              all_ranks=lambda flag: ddp.all_true(flag, info), log=log),
     )
@@ -241,7 +248,8 @@ def main(argv: list[str] | None = None, *, stop_after: int | None = None) -> dic
     steps_per_epoch = len(epoch_loader(cache, train_ids, args, info, epoch=1))
     if args.max_steps is not None:
         steps_per_epoch = min(steps_per_epoch, args.max_steps)
-    state = build_state(args, info, precision, steps_per_epoch, pixel_spacing(cache, train_ids, log), log)
+    state = build_state(args, info, precision, steps_per_epoch, pixel_spacing(cache, train_ids, log), log,
+                        check_maps=uniform_spacing(cache, train_ids))
     config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     if args.resume:
         load_checkpoint(out / "last.pt", state)

@@ -13,11 +13,12 @@ from torch import Tensor
 
 from stableloss import _checks
 from stableloss._activation import activate
+from stableloss._checks.maps import check_map_settings
 from stableloss._options import BoundaryOptions
 from stableloss._overlap import flatten_target
 from stableloss._reduction import reduce_class_losses
 from stableloss._region import activation_of
-from stableloss.distance import extent_diagonal, signed_distance_map
+from stableloss.distance import SignedDistanceTransform, extent_diagonal, signed_distance_map
 
 
 class SpatialBatch(NamedTuple):
@@ -69,14 +70,30 @@ def target_maps(target: Tensor, batch: SpatialBatch, options: BoundaryOptions, *
                                validate_args=options.validate_args)
 
 
-def checked_map(distance_map: object, batch: SpatialBatch) -> Tensor:
-    """A caller's precomputed map: a floating tensor of the input's shape, on its device, as float32."""
+def checked_map(distance_map: object, batch: SpatialBatch, options: BoundaryOptions, *, inside_shift: float) -> Tensor:
+    """A caller's precomputed map: a floating tensor of the input's shape, on its device, as float32.
+
+    With ``validate_args`` (outside compile and ``torch.func``), the map must also be the target's
+    signed map for the loss's ``spacing``, ``inside_shift`` and ``no_surface``
+    (:func:`~stableloss._checks.maps.check_map_settings`): a loader map made with other settings
+    raises instead of silently giving another loss.
+    """
     if not isinstance(distance_map, Tensor):
         raise TypeError(f"distance_map must be a torch.Tensor or None; received {type(distance_map).__name__}")
     if not distance_map.is_floating_point():
         raise TypeError(f"distance_map must be a floating-point tensor; received dtype {distance_map.dtype}")
     _checks.check_same_shape("distance_map", distance_map, "the input", batch.probs)
-    return distance_map.to(batch.probs.dtype)
+    phi = distance_map.to(batch.probs.dtype)
+    if options.validate_args and not traced(phi) and not traced(batch.target):
+        check_map_settings(phi.detach(), batch.target.detach(), spacing=batch.spacing, inside_shift=inside_shift,
+                           no_surface=options.no_surface)
+    return phi
+
+
+def traced(tensor: Tensor) -> bool:
+    """Whether ``tensor`` has no readable data: under ``torch.compile``, a ``torch.func`` transform, or on meta."""
+    return (_checks.is_compiling() or tensor.device.type == "meta"
+            or bool(torch._C._functorch.is_functorch_wrapped_tensor(tensor)))
 
 
 def normalizer(batch: SpatialBatch) -> float:
@@ -110,3 +127,25 @@ def reduce(losses: Tensor, options: BoundaryOptions, *, classes: Optional[Tensor
     if class_weights is None and options.class_weights is not None:
         class_weights = torch.tensor(options.class_weights, dtype=losses.dtype, device=losses.device)
     return reduce_class_losses(losses, options.reduction, classes=classes, class_weights=class_weights)
+
+
+def map_transform(options: BoundaryOptions, *, inside_shift: float, spatial_dims: Optional[int],
+                  num_classes: Optional[int]) -> SignedDistanceTransform:
+    """The :class:`~stableloss.SignedDistanceTransform` that makes the maps a loss with ``options`` computes itself."""
+    if options.mode == "multiclass":
+        if num_classes is None:
+            raise ValueError("num_classes must be given for a multiclass loss (the transform makes one map per class); "
+                             "received num_classes=None")
+    elif num_classes is not None:
+        raise ValueError(f"num_classes must be None for a {options.mode} loss (its targets are already one channel "
+                         f"per class); received num_classes={num_classes!r}")
+    elif options.ignore_index is not None:
+        raise ValueError(f"a {options.mode} loss with ignore_index={options.ignore_index} treats ignored pixels as "
+                         "background in its maps: set them to 0 in the sample and use "
+                         "distance_transform() of a loss without ignore_index, or let the loss compute the maps")
+    if spatial_dims is None and isinstance(options.spacing, tuple):
+        spatial_dims = len(options.spacing)
+    return SignedDistanceTransform(spacing=options.spacing, spatial_dims=spatial_dims, num_classes=num_classes,
+                                   ignore_index=options.ignore_index if num_classes is not None else None,
+                                   inside_shift=inside_shift, no_surface=options.no_surface, backend=options.backend,
+                                   validate_args=options.validate_args)

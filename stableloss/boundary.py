@@ -9,6 +9,7 @@ from torch import Tensor
 from stableloss import _spatial
 from stableloss._module import OptionsModule
 from stableloss._options import BoundaryOptions, OptionSpec
+from stableloss.distance import SignedDistanceTransform
 
 BOUNDARY = OptionSpec("boundary_loss()", BoundaryOptions,
                       excluded=("alpha", "threshold", "alpha_max", "smooth", "ignore_empty"))
@@ -32,8 +33,12 @@ def boundary_loss(input: Tensor, target: Tensor, *, mode: str, distance_map: Opt
     typically with a weight that grows during training (:class:`~stableloss.RebalanceSchedule`).
 
     Pass the maps in ``distance_map`` when the data loader computes them once per sample
-    (:class:`~stableloss.SignedDistanceTransform`, with each volume's spacing); otherwise they are
-    computed from the target at every call (exact, on the target's device).
+    (:class:`~stableloss.SignedDistanceTransform`; ``BoundaryLoss.distance_transform()`` returns one
+    with the loss's settings); otherwise they are computed from the target at every call (exact, on
+    the target's device). A loader map must be made with the loss's ``spacing``, ``inside_shift``
+    and ``no_surface`` (``normalize`` is applied by the loss to either map): with ``validate_args``
+    (the default) the loss checks this exactly and raises ``ValueError`` naming the setting that
+    differs, instead of silently computing another number.
 
     Empty and full targets have no surface: with ``no_surface="bound"`` (default) an empty channel's
     map is the image's extent diagonal ``B`` everywhere, so every predicted pixel on an empty image
@@ -86,7 +91,7 @@ def boundary_from_options(input: Tensor, target: Tensor, options: BoundaryOption
     if distance_map is None:
         phi = _spatial.target_maps(raw_target, batch, options, inside_shift=options.inside_shift)
     else:
-        phi = _spatial.checked_map(distance_map, batch)
+        phi = _spatial.checked_map(distance_map, batch, options, inside_shift=options.inside_shift)
     if options.normalize:
         phi = phi / _spatial.normalizer(batch)
     losses = _spatial.class_mean(batch.probs * phi, batch.valid)
@@ -115,3 +120,22 @@ class BoundaryLoss(OptionsModule):
         return boundary_from_options(input, target, self.options, distance_map=distance_map,
                                      classes=self.option_tensor("classes"),
                                      class_weights=self.option_tensor("class_weights"))
+
+    def distance_transform(self, *, spatial_dims: Optional[int] = None,
+                           num_classes: Optional[int] = None) -> SignedDistanceTransform:
+        """A ``Dataset`` transform that makes the target maps this loss would compute (same ``spacing``,
+        ``inside_shift``, ``no_surface``, ``ignore_index``), to pass as ``distance_map=``.
+
+        Args:
+            spatial_dims: Number of spatial dims; needed unless ``spacing`` is a sequence.
+            num_classes: The class count (multiclass losses only: one map per class).
+
+        Example:
+            >>> import numpy as np
+            >>> criterion = BoundaryLoss("multiclass", spacing=(0.8, 0.8), ignore_index=255)
+            >>> to_map = criterion.distance_transform(num_classes=3)
+            >>> to_map(np.zeros((16, 16), dtype=np.int64)).shape
+            (3, 16, 16)
+        """
+        return _spatial.map_transform(self.options, inside_shift=self.options.inside_shift, spatial_dims=spatial_dims,
+                                      num_classes=num_classes)

@@ -10,7 +10,7 @@ from torch import Tensor
 from stableloss import _spatial
 from stableloss._module import OptionsModule
 from stableloss._options import BoundaryOptions, OptionSpec
-from stableloss.distance import signed_distance_map
+from stableloss.distance import SignedDistanceTransform, signed_distance_map
 
 HAUSDORFF = OptionSpec("hausdorff_dt_loss()", BoundaryOptions,
                        excluded=("inside_shift", "alpha_max", "smooth", "ignore_empty"))
@@ -45,7 +45,9 @@ def hausdorff_dt_loss(input: Tensor, target: Tensor, *, mode: str, distance_map:
             ``(N, C, *S)``.
         mode: ``"binary"``, ``"multiclass"`` or ``"multilabel"``.
         distance_map: The target's signed maps ``(N, C, *S)`` (:func:`~stableloss.signed_distance_map`
-            with ``inside_shift=0``, as a loader computes them), or None to compute them.
+            with ``inside_shift=0``, as a loader computes them; ``HausdorffDTLoss.distance_transform()``
+            makes them with the loss's settings), or None to compute them. With ``validate_args`` a
+            map made with another ``spacing`` or ``no_surface`` raises ``ValueError``.
         **options: Keyword-only, documented in :class:`~stableloss.BoundaryOptions`: ``alpha=2.0``,
             ``threshold=0.5``, ``classes``, ``from_logits``, ``ignore_index``, ``spacing``,
             ``no_surface="bound"``, ``normalize=False``, ``class_weights``, ``reduction``,
@@ -86,7 +88,7 @@ def hausdorff_from_options(input: Tensor, target: Tensor, options: BoundaryOptio
     if distance_map is None:
         target_distance = _spatial.target_maps(raw_target, batch, options, inside_shift=0.0).abs()
     else:
-        target_distance = _spatial.checked_map(distance_map, batch).abs()
+        target_distance = _spatial.checked_map(distance_map, batch, options, inside_shift=0.0).abs()
     with torch.no_grad():
         predicted = batch.probs > options.threshold
         if batch.valid is not None:
@@ -121,3 +123,22 @@ class HausdorffDTLoss(OptionsModule):
         return hausdorff_from_options(input, target, self.options, distance_map=distance_map,
                                       classes=self.option_tensor("classes"),
                                       class_weights=self.option_tensor("class_weights"))
+
+    def distance_transform(self, *, spatial_dims: Optional[int] = None,
+                           num_classes: Optional[int] = None) -> SignedDistanceTransform:
+        """A ``Dataset`` transform that makes the target maps this loss would compute (same ``spacing``,
+        ``inside_shift``, ``no_surface``, ``ignore_index``), to pass as ``distance_map=``.
+
+        Args:
+            spatial_dims: Number of spatial dims; needed unless ``spacing`` is a sequence.
+            num_classes: The class count (multiclass losses only: one map per class).
+
+        Example:
+            >>> import numpy as np
+            >>> criterion = HausdorffDTLoss("multiclass", spacing=(0.8, 0.8), ignore_index=255)
+            >>> to_map = criterion.distance_transform(num_classes=3)
+            >>> to_map(np.zeros((16, 16), dtype=np.int64)).shape
+            (3, 16, 16)
+        """
+        return _spatial.map_transform(self.options, inside_shift=0.0, spatial_dims=spatial_dims,
+                                      num_classes=num_classes)

@@ -188,7 +188,7 @@ def test_schedules_validate_their_settings_and_state():
     with pytest.raises(TypeError, match=r"schedule must be None, 'constant', 'rebalance' or an object with factors\(\)"):
         stableloss.BoundaryAwareLoss("binary", schedule=3)
     with pytest.raises(ValueError, match=r"state\['epoch'\] must be an int >= 0; received -1"):
-        stableloss.ConstantSchedule().load_state_dict({"epoch": -1})
+        stableloss.ConstantSchedule().load_state_dict({"kind": "ConstantSchedule", "config": {}, "epoch": -1})
 
 
 def test_boundary_options_need_a_named_boundary_term():

@@ -148,3 +148,26 @@ def test_new_choices_train_a_couple_of_steps(tmp_path, name):
         expected.step()  # one epoch done
         assert read_checkpoint(tmp_path / "run" / "last.pt")["criterion"]["_extra_state"]["schedule"]["epoch"] == 1
     assert summary["loss_weights"] == pytest.approx(expected.weights)
+
+
+@pytest.mark.parametrize("name", ["boundary-loss", "hausdorff"])
+def test_distance_terms_check_the_cached_maps_unless_volume_spacings_differ(name):
+    def map_terms(criterion):
+        return [t for t in criterion.losses.values() if "distance_map" in inspect.signature(t.forward).parameters]
+
+    checked = build_loss(name, "binary", spacing=(0.8, 0.8))
+    assert map_terms(checked) and all(t.validate_args for t in map_terms(checked))
+    unchecked = build_loss(name, "binary", spacing=(0.8, 0.8), check_maps=False)
+    assert map_terms(unchecked) and not any(t.validate_args for t in map_terms(unchecked))
+
+
+def test_uniform_spacing_tells_whether_the_loss_can_check_the_maps():
+    class Cache:
+        def __init__(self, sizes):
+            self.sizes = sizes
+
+        def voxel_mm(self, case_id):
+            return (2.5, *self.sizes[case_id])
+
+    assert train_liver.uniform_spacing(Cache({"a": (0.8, 0.8), "b": (0.8, 0.8)}), ["a", "b"])
+    assert not train_liver.uniform_spacing(Cache({"a": (0.8, 0.8), "b": (0.7, 0.7)}), ["a", "b"])

@@ -193,7 +193,7 @@ def test_checkpoint_restores_every_part_including_loss_state(tmp_path):
 
 def test_checkpoint_of_another_format_is_refused_by_name(tmp_path):
     torch.save({"model": {}, "epoch": 3}, tmp_path / "old.pt")
-    with pytest.raises(ValueError, match=r"old.pt' cannot resume this run: format None \(expected 2\), missing "
+    with pytest.raises(ValueError, match=r"old.pt' cannot resume this run: format None \(expected 3\), missing "
                                          r"\['optimizer', 'scheduler', 'scaler', 'criterion', 'guard', 'step', 'best'"):
         checkpoint.load_checkpoint(tmp_path / "old.pt", train_state(torch.nn.Linear(2, 1)))
 
@@ -203,12 +203,15 @@ def test_resume_continues_as_if_never_interrupted(tmp_path):
     train_liver.main(tiny(tmp_path, "--loss", "boundary-loss", out="straight"))
     first = train_liver.main(tiny(tmp_path, "--loss", "boundary-loss", out="resumed"), stop_after=1)
     assert first["epochs_run"] == 1 and first["status"] == "stopped after epoch 1"
-    assert checkpoint.read_checkpoint(tmp_path / "resumed" / "last.pt")["criterion"]["_extra_state"] == {"schedule": {"epoch": 1}}
+    saved_schedule = checkpoint.read_checkpoint(tmp_path / "resumed" / "last.pt")["criterion"]["_extra_state"]["schedule"]
+    assert saved_schedule == {"kind": "RebalanceSchedule", "config": {"start": 0.01, "increment": 0.01, "region_floor": 0.1},
+                              "epoch": 1}
     second = train_liver.main(tiny(tmp_path, "--loss", "boundary-loss", "--resume", out="resumed"))
     assert second["epochs_run"] == 2 and second["train_steps"] == 2 * first["train_steps"]
     a = checkpoint.read_checkpoint(tmp_path / "straight" / "last.pt")
     b = checkpoint.read_checkpoint(tmp_path / "resumed" / "last.pt")
-    assert a["criterion"]["_extra_state"] == b["criterion"]["_extra_state"] == {"schedule": {"epoch": 2}}
+    assert a["criterion"]["_extra_state"] == b["criterion"]["_extra_state"]
+    assert a["criterion"]["_extra_state"]["schedule"]["epoch"] == 2
     assert second["loss_weights"] == pytest.approx({"dice": 0.98, "boundary": 0.03 / 11.25})  # 11.25 mm pixels; no Focal term
     for name, value in a["model"].items():
         assert torch.equal(value, b["model"][name]), name
@@ -308,7 +311,7 @@ class MapSpy(torch.nn.Module):
 
     def forward(self, input, target, distance_map=None):
         self.seen.append((target.detach().clone(), distance_map))
-        return BoundaryLoss("binary")(input, target, distance_map=distance_map)
+        return BoundaryLoss("binary", spacing=360 / 32)(input, target, distance_map=distance_map)  # the maps are in mm
 
 
 def test_training_step_passes_the_cached_maps_to_the_loss(tmp_path, monkeypatch):

@@ -29,7 +29,8 @@ from liver.atomic import atomic_write
 from liver.guard import NonFiniteGuard, nonfinite_parameters
 from stableloss import CombinedLoss
 
-FORMAT = 2  # 2: history rows with HD95, ASSD and the best-epoch flag; the loss recipes of issue 8
+FORMAT = 3  # 2: history rows with HD95, ASSD and the best-epoch flag; the loss recipes of issue 8. 3: loss state
+# with the schedule's configuration and the base weights (stableloss 0.3)
 PARTS = ("model", "optimizer", "scheduler", "scaler", "criterion", "guard")
 
 

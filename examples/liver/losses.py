@@ -80,12 +80,16 @@ class LossSettings:
         spacing: In-plane pixel size ``(row, column)`` in mm of the training slices (the distance
             terms' own maps and their normalisation use it), or None for pixel units.
         ignore_index: Label value left out of every term, or None.
+        check_maps: Let the distance terms check that the loader's maps were made with ``spacing``
+            (``validate_args``). False when the training volumes' pixel sizes differ: the cached maps
+            then carry each volume's own spacing, which one loss spacing cannot match.
     """
 
     mode: str = "binary"
     global_batch: bool = False
     spacing: tuple[float, float] | None = None
     ignore_index: int | None = None
+    check_maps: bool = True
 
 
 def _make(cls, s: LossSettings, **kwargs: Any):
@@ -97,6 +101,8 @@ def _make(cls, s: LossSettings, **kwargs: Any):
         kwargs["spacing"] = s.spacing
     if s.ignore_index is not None and "ignore_index" in takes:
         kwargs["ignore_index"] = s.ignore_index
+    if not s.check_maps and "distance_map" in inspect.signature(cls.forward).parameters:
+        kwargs["validate_args"] = False
     return cls(s.mode, **kwargs)
 
 
@@ -130,6 +136,8 @@ def _library_boundary_aware(s: LossSettings) -> BoundaryAwareLoss:
         options["spacing"] = s.spacing
     if s.ignore_index is not None and "ignore_index" in takes:
         options["ignore_index"] = s.ignore_index
+    if not s.check_maps and "distance_map" in inspect.signature(term.forward).parameters:
+        options["validate_args"] = False
     if default_weights(DEFAULT_BOUNDARY)[1] > 0:  # the library's default has a Focal term
         options["focal"] = _focal(s)
     return BoundaryAwareLoss(s.mode, dice=_dice(s), **options)
@@ -178,11 +186,11 @@ LOSSES = tuple(RECIPES)
 
 
 def build_loss(name: str, mode: str, *, global_batch: bool = False, spacing: tuple[float, float] | None = None,
-               ignore_index: int | None = None) -> CombinedLoss:
+               ignore_index: int | None = None, check_maps: bool = True) -> CombinedLoss:
     """The loss ``name`` for ``mode`` ("binary" or "multiclass"); see :data:`RECIPES` and :class:`LossSettings`."""
     if name not in RECIPES:
         raise ValueError(f"loss must be one of {LOSSES}; received {name!r}")
-    return RECIPES[name].build(LossSettings(mode, global_batch, spacing, ignore_index))
+    return RECIPES[name].build(LossSettings(mode, global_batch, spacing, ignore_index, check_maps))
 
 
 def uses_distance_maps(criterion: CombinedLoss) -> bool:
