@@ -54,9 +54,10 @@ class RegionOptions:
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (the ``(C,)`` or ``(N, C)`` losses).
         validate_args: Check target values (a host sync); skipped under ``torch.compile``.
         fused: Fused Triton kernels for the sigmoid path: ``None`` (default: the ``STABLELOSS_FUSED``
-            environment variable, else on for CUDA tensors when Triton is installed), ``False``
-            (eager torch), ``True`` (required: a ``ValueError`` at the forward where they cannot
-            run). Paths without a kernel (softmax) run eagerly whatever the setting.
+            environment variable, ``1`` on wherever they can run, ``0`` off; unset, eager torch, as
+            the kernels have not yet run on a GPU), ``False`` (eager torch), ``True`` (required: a
+            ``ValueError`` at the forward where they cannot run). Paths without a kernel (softmax)
+            run eagerly whatever the setting.
     """
 
     mode: str
@@ -124,9 +125,10 @@ class FocalOptions:
         multiclass_activation: ``"softmax"`` (default) or ``"sigmoid"`` (segmentation-models-pytorch's).
         validate_args: Check target values (a host sync); skipped under ``torch.compile``.
         fused: Fused Triton kernels for the sigmoid path: ``None`` (default: the ``STABLELOSS_FUSED``
-            environment variable, else on for CUDA tensors when Triton is installed), ``False``
-            (eager torch), ``True`` (required: a ``ValueError`` at the forward where they cannot
-            run). Paths without a kernel (softmax, ``normalized``, ``reduction="none"``) run eagerly whatever the setting.
+            environment variable, ``1`` on wherever they can run, ``0`` off; unset, eager torch, as
+            the kernels have not yet run on a GPU), ``False`` (eager torch), ``True`` (required: a
+            ``ValueError`` at the forward where they cannot run). Paths without a kernel (softmax,
+            ``normalized``, ``reduction="none"``) run eagerly whatever the setting.
     """
 
     mode: str

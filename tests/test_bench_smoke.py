@@ -111,3 +111,63 @@ def test_distance_quick_writes_json_csv_and_errors(tmp_path):
     header = (tmp_path / "distance.csv").read_text().splitlines()[0]
     assert {"shape", "impl", "ms", "x_scipy", "max_err"} <= set(header.split(","))
     assert "stableloss:torch" in stdout and "x_scipy" in stdout
+
+
+def _evidence(out: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("TRITON_INTERPRET", None)
+    return subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_evidence.py"), "--out", str(out), *args],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=ROOT, check=False)
+
+
+def test_gpu_evidence_without_a_gpu_exits_saying_it_needs_a_cuda_device(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: the script would run")
+    proc = _evidence(tmp_path / "evidence.json")
+    assert proc.returncode == 2 and "needs a CUDA device" in proc.stderr and "--device cpu --interpret" in proc.stderr
+    assert not (tmp_path / "evidence.json").exists()
+
+
+PROBE = '''
+import os
+
+
+def test_cuda_probe_fails_under_the_fused_setting():
+    setting = os.environ.get("STABLELOSS_FUSED")
+    assert setting is None, "the second run sets STABLELOSS_FUSED=1"
+
+
+def test_triton_probe_passes():
+    pass
+'''
+
+
+def test_gpu_evidence_cpu_interpreter_smoke_writes_one_report_and_fails_with_a_failing_test(tmp_path):
+    """A tiny grid with the kernels in Triton's interpreter: every part runs and lands in the report; a test
+    that fails in the STABLELOSS_FUSED=1 run makes the exit status non-zero and is named."""
+    pytest.importorskip("triton")
+    (tmp_path / "test_probe.py").write_text(PROBE)
+    out = tmp_path / "report" / "evidence.json"
+    proc = _evidence(out, "--device", "cpu", "--interpret", "--grid", "tiny", "--losses", "hybrid", "--dtypes",
+                     "float32,fp16-autocast", "--pytest-paths", str(tmp_path / "test_probe.py"))
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["verdict"] == "FAIL" and report["evidence"] is False and report["metadata"]["interpreted"]
+    automatic, fused = report["tests"]
+    assert automatic["ok"] and automatic["passed"] == 2 and automatic["failed"] == 0
+    assert not fused["ok"] and fused["passed"] == 0 and fused["failed"] == 1
+    assert fused["failing"] == ["test_probe::test_cuda_probe_fails_under_the_fused_setting"]
+    assert "the second run sets STABLELOSS_FUSED=1" in fused["tail"]
+    rows = report["agreement"]["rows"]
+    assert report["agreement"]["failed"] == 0 and len(rows) == 6, [r.get("why") for r in rows]
+    assert {(r["mode"], r["dtype"]) for r in rows} == {(m, d) for m in ("binary", "multilabel")
+                                                      for d in ("float32", "fp16-autocast")}
+    assert all(r["fused_launches"] > 0 and r["eager_launches"] == 0 for r in rows)
+    assert all(r["fused_grad_err"] <= r["eager_grad_err"] + 1e-3 for r in rows)
+    assert report["speed"]["error"] is None
+    assert {"stableloss-eager:dice", "stableloss-fused:dice"} <= {r["impl"] for r in report["speed"]["rows"]}
+    summary = (tmp_path / "report" / "evidence.md").read_text()
+    assert "smoke run on CPU under Triton's interpreter" in summary and "not evidence" in summary
+    assert "[agreement 6/6] hybrid multilabel" in proc.stdout and "FAIL: wrote" in proc.stdout

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -61,10 +62,45 @@ def test_fused_dispatch_non_float_input_stays_eager(monkeypatch):
     assert _fused.use_fused(torch.zeros(1, 1, 4, dtype=torch.int32)) is False
 
 
-@requires_cuda
-def test_fused_dispatch_cuda_tensors_use_the_kernels_when_triton_is_installed(monkeypatch):
+def _cuda_looking(dtype=torch.float32):
+    """What ``use_fused`` reads of a tensor (dtype, device), as a CUDA tensor has it, without a GPU."""
+    return SimpleNamespace(dtype=dtype, is_cuda=True, device=torch.device("cuda", 0))
+
+
+def test_fused_dispatch_automatic_mode_stays_eager_on_cuda_until_the_kernels_have_gpu_evidence(monkeypatch):
+    """The kernels have only run in Triton's interpreter: fused=None does not select them, even for CUDA
+    tensors with Triton installed; fused=True and STABLELOSS_FUSED=1 still do (explicit opt-ins)."""
     monkeypatch.delenv(_fused.ENV_VAR, raising=False)
-    assert _fused.use_fused(torch.zeros(1, 1, 4, device="cuda")) is _fused.triton_installed()
+    monkeypatch.setattr(_fused, "_TRITON_INSTALLED", True)
+    x = _cuda_looking()
+    assert _fused.use_fused(x) is False
+    assert _fused.use_fused(x, None) is False
+    assert _fused.AUTO_ENABLED is False  # turned on only with the GPU evidence committed (docs/benchmarks.md)
+    assert _fused.use_fused(x, True) is True
+    monkeypatch.setenv(_fused.ENV_VAR, "1")
+    assert _fused.use_fused(x) is True
+    monkeypatch.setenv(_fused.ENV_VAR, "0")
+    assert _fused.use_fused(x, True) is True  # the argument wins over the environment
+
+
+def test_fused_dispatch_auto_enabled_is_the_one_switch_of_automatic_mode(monkeypatch):
+    """Turning automatic mode back on (with the GPU evidence) is ``AUTO_ENABLED = True`` and nothing else."""
+    monkeypatch.delenv(_fused.ENV_VAR, raising=False)
+    monkeypatch.setattr(_fused, "_TRITON_INSTALLED", True)
+    monkeypatch.setattr(_fused, "AUTO_ENABLED", True)
+    assert _fused.use_fused(_cuda_looking()) is True
+    assert _fused.use_fused(_cuda_looking(torch.int32)) is False
+    monkeypatch.setattr(_fused, "_TRITON_INSTALLED", False)
+    assert _fused.use_fused(_cuda_looking()) is False
+
+
+@requires_cuda
+def test_fused_dispatch_cuda_tensors_stay_eager_in_automatic_mode(monkeypatch):
+    monkeypatch.delenv(_fused.ENV_VAR, raising=False)
+    x = torch.zeros(1, 1, 4, device="cuda")
+    assert _fused.use_fused(x) is False
+    monkeypatch.setenv(_fused.ENV_VAR, "1")
+    assert _fused.use_fused(x) is _fused.triton_installed()
 
 
 def test_fused_eager_focal_sums_equal_the_focal_loss_reduction():

@@ -422,3 +422,42 @@ def test_triton_strided_inputs_match_eager():
     target = target.transpose(1, 2).contiguous().transpose(1, 2)
     assert not logits.is_contiguous() and not target.is_contiguous()
     assert_matches_eager(_fused.overlap_focal_sums, logits, target, mask, target_grad=True, gamma=2.0, alpha=0.25)
+
+
+INEXACT_OPTIONS = [  # gamma, alpha, reduced_threshold: gamma and alpha are not float32 numbers
+    {"gamma": 1.7, "alpha": 0.3},
+    {"gamma": 1 / 3, "alpha": 1 / 3},
+    {"gamma": 2 / 3, "reduced_threshold": 0.3},  # gamma also reaches the kernel in threshold ** -gamma
+    {"gamma": 2.2, "alpha": (1 / 3, 0.7)},  # a float64 per-class alpha tensor
+]
+
+
+@pytest.mark.parametrize("options", INEXACT_OPTIONS, ids=str)
+@pytest.mark.parametrize("name", ["focal", "hybrid"])
+def test_triton_float64_gamma_and_alpha_not_exact_in_float32_match_the_float64_reference(name, options):
+    """Float64 logits are summed in float64, with gamma and alpha at (nearly) float64 precision: the
+    kernels rebuild them from two float32 halves (48 bits); a float32 cast would err by about 1e-8."""
+    from tests.reference import focal_reference
+
+    alpha = options.get("alpha")
+    inexact = [options["gamma"], *((alpha,) if isinstance(alpha, float) else alpha or ())]
+    assert all(float(torch.tensor(value, dtype=torch.float32)) != value for value in inexact)
+    logits, target, mask = make_inputs((2, 2, 41), dtype=torch.float64, scale=4.0, soft=True, valid="class", seed=11)
+    fused_alpha = torch.tensor(alpha, dtype=torch.float64, device=DEVICE) if isinstance(alpha, tuple) else alpha
+    kw = {"gamma": options["gamma"], "alpha": fused_alpha, "reduced_threshold": options.get("reduced_threshold")}
+    x = logits.detach().clone().requires_grad_()
+    sums = FUNCTIONS[name](x, target, mask, fused=True, **kw)
+    focal = sums[3 if name == "hybrid" else 0]
+    assert focal.dtype == torch.float64
+    weights = torch.tensor([0.8, -1.3], dtype=torch.float64, device=DEVICE)
+    kernel_grad, = torch.autograd.grad((focal * weights).sum(), x, retain_graph=True)
+    graph_grad, = torch.autograd.grad((focal * weights).sum(), x, create_graph=True)  # the differentiable backward
+    x_ref = logits.detach().cpu().clone().requires_grad_()
+    labels = torch.where(mask.cpu(), target.cpu(), -1.0)  # -1: ignored
+    per_element = focal_reference(x_ref, labels, mode="multilabel", gamma=options["gamma"], alpha=alpha, ignore_index=-1,
+                                  reduced_threshold=options.get("reduced_threshold"), reduction="none")
+    expected = per_element.sum(dim=(0, 2))
+    expected_grad, = torch.autograd.grad((expected * weights.cpu()).sum(), x_ref)
+    assert relative(focal.detach().cpu(), expected.detach()) <= 1e-12  # float32 gamma or alpha: about 1e-8
+    assert relative(kernel_grad.cpu(), expected_grad) <= 1e-12
+    assert relative(graph_grad.detach().cpu(), expected_grad) <= 1e-12

@@ -12,9 +12,12 @@ broadcastable to it:
 Each returns float32 sums (float64 for float64 logits) over the batch, ``(K, C)``, or per image,
 ``(K, N, C)``. Which path runs (:func:`use_fused`): ``fused=True`` or ``False`` decides; with the
 default ``None``, the environment variable ``STABLELOSS_FUSED`` does (``0``: eager; ``1``: fused
-wherever Triton can run the kernels, CUDA tensors or any tensor under ``TRITON_INTERPRET=1``), and
-otherwise the fused kernels run for CUDA tensors when Triton is installed. Triton is optional: this
-module imports without it, and the kernels module is imported on first use.
+wherever Triton can run the kernels, CUDA tensors or any tensor under ``TRITON_INTERPRET=1``; both
+are explicit choices), and otherwise (automatic mode) the eager path runs: the kernels have run only
+in Triton's interpreter, never on a GPU, so automatic mode does not select them until
+:data:`AUTO_ENABLED` is turned on with the GPU evidence committed (``bench/gpu_evidence.py``; see
+docs/benchmarks.md, "GPU evidence"). Triton is optional: this module imports without it, and the
+kernels module is imported on first use.
 """
 
 from __future__ import annotations
@@ -35,6 +38,13 @@ if _CUSTOM_OPS:
     from stableloss._fused._ops import fused_sums
 
 ENV_VAR = "STABLELOSS_FUSED"
+
+# Whether automatic mode (fused=None, STABLELOSS_FUSED unset) runs the kernels for CUDA tensors when Triton
+# is installed. False: they have run only in Triton's CPU interpreter (one program at a time: no races, no
+# GPU math). Turn it on in the same commit as the evidence, docs/gpu-evidence.json (and .md), a passing
+# report of `python bench/gpu_evidence.py --out docs/gpu-evidence.json` run on a GPU (docs/benchmarks.md,
+# "GPU evidence"). fused=True and STABLELOSS_FUSED=1 select the kernels whatever this says.
+AUTO_ENABLED = False
 Alpha = float | Tensor | None
 
 
@@ -74,7 +84,8 @@ def use_fused(logits: Tensor, fused: bool | None = None) -> bool:
     Args:
         logits: The input the sums are computed from.
         fused: ``True`` (required; raises where the kernels cannot run), ``False`` (eager), or
-            ``None`` (``STABLELOSS_FUSED``, else automatic: CUDA tensors with Triton installed).
+            ``None`` (``STABLELOSS_FUSED``, else automatic: eager while :data:`AUTO_ENABLED` is False,
+            as it is until the kernels have GPU evidence; then CUDA tensors with Triton installed).
 
     Raises:
         ValueError: ``fused`` is not a bool or None, ``STABLELOSS_FUSED`` is not ``0`` or ``1``, or
@@ -91,7 +102,9 @@ def use_fused(logits: Tensor, fused: bool | None = None) -> bool:
             raise ValueError(f"{ENV_VAR} must be 0 or 1 (or unset); received {setting!r}")
         if setting == "0":
             return False
-        return _runnable(logits) if setting == "1" else logits.is_cuda and _TRITON_INSTALLED
+        if setting == "1":
+            return _runnable(logits)
+        return AUTO_ENABLED and logits.is_cuda and _TRITON_INSTALLED
     if fused and not _runnable(logits):
         why = ("Triton is not installed (or torch is older than 2.4)" if not _TRITON_INSTALLED
                else f"the tensor is on {logits.device.type} and TRITON_INTERPRET is not 1")
