@@ -41,7 +41,9 @@ def distance_transform_edt(input: Tensor, *, spacing: Spacing = None, backend: s
     Args:
         input: ``(N, C, *S)`` with 1 to 3 spatial dims, any real dtype; nonzero is object.
         spacing: Pixel size: None (1 in every dim), one positive number, or one per spatial dim
-            (e.g. CT voxel spacing in mm).
+            (e.g. CT voxel spacing in mm). Squared distances are float32, so each value must lie in
+            ``[2**-63, 2**63]``, within a factor ``2**63`` of the others, and the image's extent
+            diagonal must stay below ``2**63`` (a ``ValueError`` says which bound a value breaks).
         backend: ``"auto"``, ``"torch"`` or ``"scipy"`` (see the module docstring).
 
     Shape:
@@ -66,7 +68,7 @@ def distance_transform_edt(input: Tensor, *, spacing: Spacing = None, backend: s
         ulps of the exact distance; tests check 1e-4 against SciPy's float64).
     """
     input = _checks.check_spatial_tensor("input", input)
-    spacing_t = _checks.check_spacing(spacing, input.dim() - 2)
+    spacing_t = _checks.check_spacing(spacing, input.dim() - 2, shape=input.shape[2:])
     backend = _resolve_backend(backend, input)
     return distance_to_seeds(input == 0, spacing_t, backend=backend)
 
@@ -109,7 +111,8 @@ def signed_distance_map(
 
     Args:
         target: Binary ``(N, C, *S)`` (bool, integer or float 0/1), 1 to 3 spatial dims; with
-            ``num_classes``: integer class indices ``(N, *S)``, one map per class (one-hot).
+            ``num_classes``: integer class indices ``(N, *S)`` (any integer dtype, unsigned
+            included, as NIfTI label files hold), one map per class (one-hot).
         spacing: None (1 per dim), one positive number, or one per spatial dim.
         num_classes: Treat ``target`` as class indices and return ``num_classes`` channels.
         ignore_index: With ``num_classes``: a label whose pixels belong to no class (background
@@ -145,8 +148,9 @@ def signed_distance_map(
         (two EDTs per image, as with SciPy). Values are exact up to float32 rounding; the sign
         and the no-surface policy need no host synchronisation.
     """
+    validate_args = _checks.check_bool("validate_args", validate_args)
     mask = _as_mask(target, num_classes, ignore_index, validate_args)
-    spacing_t = _checks.check_spacing(spacing, mask.dim() - 2)
+    spacing_t = _checks.check_spacing(spacing, mask.dim() - 2, shape=mask.shape[2:])
     shift = _checks.check_number("inside_shift", inside_shift, low=0.0)
     _checks.check_choice("no_surface", no_surface, NO_SURFACE)
     backend = _resolve_backend(backend, mask)
@@ -183,7 +187,8 @@ def sample_signed_distance_map(
 
     Args:
         sample: Binary ``(C, *S)`` or ``(*S)``; with ``num_classes``, class indices ``(*S)`` or
-            ``(1, *S)``. A NumPy array or a tensor (CPU or CUDA).
+            ``(1, *S)``. A NumPy array (any byte order, unsigned integers and read-only memory maps
+            included, as nibabel's ``dataobj`` returns them; never written to) or a tensor (CPU or CUDA).
         spacing: As in :func:`signed_distance_map`; a sequence also fixes the number of spatial dims.
         spatial_dims: Number of spatial dims (1 to 3); needed when ``spacing`` is None or a number.
         num_classes, ignore_index, inside_shift, no_surface, backend, validate_args: As in
@@ -204,10 +209,12 @@ def sample_signed_distance_map(
         (dtype('float32'), (4, 6), -1.0)
     """
     dims = _spatial_dims(spacing, spatial_dims)
+    validate_args = _checks.check_bool("validate_args", validate_args)
     is_numpy = isinstance(sample, np.ndarray)
     if not is_numpy and not isinstance(sample, Tensor):
         raise TypeError(f"sample must be a numpy.ndarray or a torch.Tensor; received {type(sample).__name__}")
-    tensor: Tensor = torch.from_numpy(np.ascontiguousarray(sample)) if isinstance(sample, np.ndarray) else sample
+    tensor: Tensor = (_checks.tensor_from_array("sample", sample, validate_args=validate_args)
+                      if isinstance(sample, np.ndarray) else sample)
     if tensor.dim() not in (dims, dims + 1):
         raise ValueError(
             f"sample must have shape (C, *spatial) or (*spatial) with {dims} spatial dims; "
@@ -290,12 +297,11 @@ def _as_mask(target: object, num_classes: int | None, ignore_index: int | None, 
             raise ValueError(f"ignore_index must be None unless num_classes is given; received {ignore_index!r}")
         target = _checks.check_spatial_tensor("target", target)
         return _checks.check_binary("target", target, validate_args=validate_args)
-    num_classes = _checks.check_labels(target, num_classes, ignore_index, validate_args=validate_args)
-    assert isinstance(target, Tensor)  # checked above; narrows the type
-    classes = torch.arange(num_classes, device=target.device).view((1, num_classes) + (1,) * (target.dim() - 1))
-    mask = target.unsqueeze(1) == classes
+    num_classes, labels = _checks.check_labels(target, num_classes, ignore_index, validate_args=validate_args)
+    classes = torch.arange(num_classes, device=labels.device).view((1, num_classes) + (1,) * (labels.dim() - 1))
+    mask = labels.unsqueeze(1) == classes
     if ignore_index is not None:
-        mask &= (target != ignore_index).unsqueeze(1)
+        mask &= (labels != ignore_index).unsqueeze(1)
     return mask
 
 

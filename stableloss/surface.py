@@ -90,6 +90,8 @@ def hausdorff_distance(
         Agrees with MONAI's ``compute_hausdorff_distance(..., include_background=True,
         percentile=q)`` on non-empty masks (tests/test_surface_monai.py).
     """
+    if percentile is None:  # surface_metrics reads None as "leave the distance out": refuse it here, by name
+        _checks.check_number("percentile", percentile, low=0.0, high=100.0)
     return surface_metrics(pred, target, percentile=percentile, spacing=spacing, empty=empty,
                            validate_args=validate_args)["hausdorff"]
 
@@ -186,6 +188,8 @@ def normalized_surface_dice(
         S. Nikolov et al., "Clinically applicable segmentation of head and neck anatomy for
         radiotherapy: deep learning algorithm development and validation study", JMIR 23(7), 2021.
     """
+    if tolerance is None:  # surface_metrics reads None as "leave the surface Dice out": refuse it here, by name
+        _checks.check_tolerance(tolerance, 1)
     return surface_metrics(pred, target, tolerance=tolerance, spacing=spacing, empty=empty,
                            validate_args=validate_args, percentile=None)["nsd"]
 
@@ -224,7 +228,7 @@ def surface_metrics(
         (['assd', 'hausdorff', 'nsd'], torch.Size([2, 1]))
     """
     pred_b, target_b = _check_pair(pred, target, validate_args)
-    spacing_t = _checks.check_spacing(spacing, pred_b.dim() - 2)
+    spacing_t = _checks.check_spacing(spacing, pred_b.dim() - 2, shape=pred_b.shape[2:])
     _checks.check_choice("empty", empty, EMPTY)
     directed = _checks.check_bool("directed", directed)
     q = None if percentile is None else _checks.check_number("percentile", percentile, low=0.0, high=100.0) / 100.0
@@ -324,14 +328,4 @@ def _check_pair(pred: object, target: object, validate_args: bool) -> tuple[Tens
 
 def _tolerance(tolerance: Tolerance, channels: int, device: torch.device) -> Tensor:
     """``tolerance`` as a float32 ``(C,)`` tensor, each >= 0 and finite."""
-    if isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool):
-        values = [_checks.check_number("tolerance", tolerance, low=0.0)] * channels
-    else:
-        values = list(_checks.as_number_tuple("tolerance", tolerance))
-        if len(values) != channels:
-            raise ValueError(
-                f"tolerance must be one number or one per channel ({channels}); received {len(values)} values {values!r}"
-            )
-        for v in values:
-            _checks.check_number("tolerance", v, low=0.0)
-    return torch.tensor(values, dtype=torch.float32, device=device)
+    return torch.tensor(_checks.check_tolerance(tolerance, channels), dtype=torch.float32, device=device)

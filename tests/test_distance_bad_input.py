@@ -144,3 +144,112 @@ def test_transform_settings_are_checked_once_at_construction():
         stableloss.SignedDistanceTransform(spatial_dims=2, no_surface="none")
     with pytest.raises(ValueError, match=r"spacing must hold finite values > 0; received \[1\.0, -2\.0\]"):
         stableloss.SignedDistanceTransform(spacing=(1.0, -2.0))
+
+
+def test_normalized_surface_dice_without_a_tolerance_names_it():
+    with pytest.raises(TypeError, match=r"tolerance must be one number >= 0 or one per channel \(in the units of spacing\); "
+                                        r"received None"):
+        stableloss.normalized_surface_dice(MASK, MASK, None)
+
+
+def test_hausdorff_distance_without_a_percentile_names_it():
+    with pytest.raises(TypeError, match=r"percentile must be a real number; received NoneType None"):
+        stableloss.hausdorff_distance(MASK, MASK, percentile=None)
+
+
+@pytest.mark.parametrize("tolerance", [np.float32(1.0), torch.tensor(1.0), np.array([1.0]), torch.tensor([1.0])])
+def test_tolerance_as_numpy_scalar_or_tensor_is_read_by_value(tolerance):
+    target = torch.zeros(1, 1, 8, 8)
+    target[..., 2:6, 2:6] = 1
+    pred = target.roll(1, dims=-1)
+    want = stableloss.normalized_surface_dice(pred, target, 1.0)
+    torch.testing.assert_close(stableloss.normalized_surface_dice(pred, target, tolerance), want, rtol=0, atol=0)
+
+
+VALIDATE_ARGS_CALLS = {
+    "signed_distance_map": lambda flag: stableloss.signed_distance_map(MASK, validate_args=flag),
+    "signed_distance_map-num_classes": lambda flag: stableloss.signed_distance_map(MASK[:, 0].long(), num_classes=2,
+                                                                                    validate_args=flag),
+    "sample_signed_distance_map": lambda flag: stableloss.sample_signed_distance_map(MASK[0].numpy(), spatial_dims=2,
+                                                                                     validate_args=flag),
+    "SignedDistanceTransform": lambda flag: stableloss.SignedDistanceTransform(spatial_dims=2, validate_args=flag),
+    "hausdorff_distance": lambda flag: stableloss.hausdorff_distance(MASK, MASK, validate_args=flag),
+    "average_surface_distance": lambda flag: stableloss.average_surface_distance(MASK, MASK, validate_args=flag),
+    "normalized_surface_dice": lambda flag: stableloss.normalized_surface_dice(MASK, MASK, 1.0, validate_args=flag),
+    "surface_metrics": lambda flag: stableloss.surface_metrics(MASK, MASK, validate_args=flag),
+}
+
+
+@pytest.mark.parametrize("flag, received", [("yes", "str 'yes'"), (1, "int 1"), (None, "NoneType None")])
+@pytest.mark.parametrize("name", list(VALIDATE_ARGS_CALLS))
+def test_validate_args_must_be_a_bool_in_every_distance_function(name, flag, received):
+    with pytest.raises(TypeError, match=rf"validate_args must be a bool; received {received}"):
+        VALIDATE_ARGS_CALLS[name](flag)
+
+
+SPACING_CALLS = {
+    "signed_distance_map": lambda spacing: stableloss.signed_distance_map(MASK, spacing=spacing),
+    "signed_distance_map-torch": lambda spacing: stableloss.signed_distance_map(MASK, spacing=spacing, backend="torch"),
+    "distance_transform_edt": lambda spacing: stableloss.distance_transform_edt(MASK, spacing=spacing),
+    "sample_signed_distance_map": lambda spacing: stableloss.sample_signed_distance_map(MASK[0].numpy(), spacing=spacing,
+                                                                                        spatial_dims=2),
+    "SignedDistanceTransform": lambda spacing: stableloss.SignedDistanceTransform(spacing=spacing, spatial_dims=2),
+    "hausdorff_distance": lambda spacing: stableloss.hausdorff_distance(MASK, MASK, spacing=spacing),
+    "surface_metrics": lambda spacing: stableloss.surface_metrics(MASK, MASK, spacing=spacing, tolerance=1.0),
+    "BoundaryLoss": lambda spacing: stableloss.BoundaryLoss("binary", spacing=spacing),
+    "HausdorffDTLoss": lambda spacing: stableloss.HausdorffDTLoss("binary", spacing=spacing),
+    "BoundaryAwareLoss": lambda spacing: stableloss.BoundaryAwareLoss("binary", boundary="boundary", spacing=spacing),
+}
+
+
+@pytest.mark.parametrize("spacing, received", [
+    (1e-30, r"\[1e-30, 1e-30\]|\[1e-30\]"),  # float32 squares it to 0: every distance would be 0
+    (1e25, r"\[1e\+25, 1e\+25\]|\[1e\+25\]"),  # its square overflows float32: every distance would be inf
+    ((1e-10, 1e10), r"\[1e-10, 10000000000\.0\]"),  # the envelope's intersections would overflow
+])
+@pytest.mark.parametrize("name", list(SPACING_CALLS))
+def test_spacing_beyond_float32_squared_distances_is_refused(name, spacing, received):
+    with pytest.raises(ValueError, match=r"spacing must keep the squared distances within float32's range: every value in "
+                                         r"\[1\.08e-19, 9\.22e\+18\] and the largest at most 9\.22e\+18 times the smallest; "
+                                         rf"received ({received})$"):
+        SPACING_CALLS[name](spacing)
+
+
+def test_spacing_whose_image_diagonal_overflows_float32_is_refused_for_that_image():
+    # 1e18 is a valid spacing, but a 64 x 64 image's diagonal (9.1e19) squared has no float32.
+    image = torch.zeros(1, 1, 64, 64)
+    image[..., 10:20, 10:20] = 1
+    message = (r"spacing must keep the squared distances of an image of shape \(64, 64\) within float32's range: its "
+               r"extent diagonal sqrt\(sum_i \(shape_i \* spacing_i\)\^2\) at most 9\.22e\+18 and at most 9\.22e\+18 times the "
+               r"smallest spacing \(for one spacing in every dim: at most 1\.02e\+17\); received \[1e\+18, 1e\+18\] "
+               r"\(extent diagonal 9\.05e\+19\)")
+    loss = stableloss.BoundaryLoss("binary", spacing=1e18)  # the image shape is known at the first batch
+    for call in (lambda: stableloss.signed_distance_map(image, spacing=1e18),
+                 lambda: stableloss.distance_transform_edt(image, spacing=1e18),
+                 lambda: stableloss.average_surface_distance(image, image, spacing=1e18),
+                 lambda: loss(image, image)):
+        with pytest.raises(ValueError, match=message):
+            call()
+    stableloss.signed_distance_map(image[..., :8, :8], spacing=1e17)  # a smaller image fits
+
+
+def test_spacing_anisotropy_whose_envelope_overflows_float32_is_refused_for_that_image():
+    image = torch.zeros(1, 1, 64, 64)
+    image[..., 10:20, 10:20] = 1
+    with pytest.raises(ValueError, match=r"spacing must keep the squared distances of an image of shape \(64, 64\) .*"
+                                         r"received \[1\.0, 2e\+17\] \(extent diagonal 1\.28e\+19\)"):
+        stableloss.signed_distance_map(image, spacing=(1.0, 2e17))
+
+
+@pytest.mark.parametrize("spacing", [1e-3, 1e3, (1e-3, 1e3, 1.0), (1e3, 0.5, 1e-3), (0.7, 0.7, 5.0), (2.5, 0.8, 0.8)])
+def test_realistic_spacings_are_accepted(spacing):
+    from stableloss import _checks
+
+    for shape in ((1024, 1024, 1024), (4, 5, 6)):  # the check's limits for a large CT volume, and a real call
+        assert _checks.check_spacing(spacing, 3, shape=shape) == ((float(spacing),) * 3 if isinstance(spacing, float)
+                                                                  else spacing)
+    volume = torch.zeros(1, 1, 4, 5, 6)
+    volume[..., 1:3, 1:4, 2:5] = 1
+    stableloss.signed_distance_map(volume, spacing=spacing, backend="torch")
+    stableloss.surface_metrics(volume, volume, spacing=spacing, tolerance=1.0)
+    stableloss.BoundaryLoss("binary", spacing=spacing)(volume, volume)

@@ -118,3 +118,93 @@ def test_signed_distance_map_real_size_2d_matches_scipy():
                                                      ndimage.distance_transform_edt(~m, sampling=(0.7, 0.9))))
     got = stableloss.signed_distance_map(torch.from_numpy(mask), spacing=(0.7, 0.9), backend="torch")
     np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=TOL)
+
+
+def _scipy_to_seeds(seeds, spacing):
+    """SciPy's float64 distance to the nearest seed of each image (``seeds``: bool ``(B, *S)``)."""
+    return np.stack([ndimage.distance_transform_edt(~image, sampling=spacing) for image in seeds])
+
+
+def _count_slabs(monkeypatch):
+    """Record the number of lines of every envelope call (one call per slab)."""
+    calls = []
+    envelope = _edt._lower_envelope
+
+    def counting(f, c):
+        calls.append(f.shape[1])
+        return envelope(f, c)
+
+    monkeypatch.setattr(_edt, "_lower_envelope", counting)
+    return calls
+
+
+@pytest.mark.parametrize("lines, shape", [
+    (7, (3, 10, 13)),  # slabs of 2 of the 13 columns: 7 slabs, the last one narrower
+    (1, (2, 9, 5)),  # one line per slab
+    (40, (2, 6, 9, 11)),  # 3-D: slabs of the largest other dim, for each of the two envelope axes
+    (5, (1, 7, 3, 12)),
+])
+def test_envelope_slab_split_matches_scipy(monkeypatch, lines, shape):
+    # Above _ENVELOPE_LINES lines per pass the envelope works in slabs (16,384 lines: real sizes only);
+    # a smaller limit sends a small image through the same split.
+    monkeypatch.setattr(_edt, "_ENVELOPE_LINES", lines)
+    calls = _count_slabs(monkeypatch)
+    rng = np.random.default_rng(sum(shape) + lines)
+    seeds = rng.random(shape) < 0.08
+    seeds[:, (0,) * (len(shape) - 1)] = True  # a seed in every image
+    spacing = (0.7, 1.3, 0.9)[: len(shape) - 1]
+    got = _edt.squared_distance_to_seeds(torch.from_numpy(seeds), spacing, algorithm="envelope").sqrt()
+    np.testing.assert_allclose(got.numpy(), _scipy_to_seeds(seeds, spacing), rtol=1e-4, atol=0)
+    assert len(calls) > len(shape) - 2  # more envelope calls than envelope axes: the work was split
+
+
+@pytest.mark.slow
+def test_envelope_slab_split_real_size_matches_scipy(monkeypatch):
+    # 2 x 1 x 128^3 on the CPU: each envelope pass holds 2 * 128^2 = 32,768 lines, two slabs of
+    # _ENVELOPE_LINES = 16,384 (about 6 s on two cores).
+    calls = _count_slabs(monkeypatch)
+    rng = np.random.default_rng(5)
+    zz, yy, xx = np.mgrid[:128, :128, :128]
+    balls = []
+    for _ in range(2):
+        centre, radius = rng.uniform(30, 98, 3), rng.uniform(10, 40)
+        balls.append((zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2 < radius**2)
+    mask = ~np.stack(balls)[:, None] | (rng.random((2, 1, 128, 128, 128)) < 1e-5)  # zero inside the balls
+    spacing = (1.5, 0.8, 0.7)
+    got = stableloss.distance_transform_edt(torch.from_numpy(mask), spacing=spacing, backend="torch")
+    want = _scipy_per_image(mask, lambda m: ndimage.distance_transform_edt(m, sampling=spacing))
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=0)
+    assert len(calls) == 4 and set(calls) == {_edt._ENVELOPE_LINES}  # two axes, two slabs each
+
+
+LIMIT = 2.0**63  # stableloss._checks.SPACING_LIMIT
+
+
+def _limit_cases():
+    """Spacings at the edges of what float32 squared distances hold, per image shape."""
+    for shape in ((50,), (20, 30), (9, 10, 11)):
+        n = len(shape)
+        pixels = float(np.sqrt(sum(s * s for s in shape)))
+        yield shape, (1 / LIMIT,) * n  # the smallest spacing
+        yield shape, (0.999 * LIMIT / pixels,) * n  # the largest for this shape
+        yield shape, tuple(10.0 ** (3 * i) / LIMIT for i in range(n))
+        for small in range(1, n):  # the largest anisotropy: the diagonal just below LIMIT times the smallest
+            others = float(np.sqrt(sum(s * s for i, s in enumerate(shape) if i != small)))
+            spacing = tuple(1.0 if i == small else 0.999 * LIMIT / others for i in range(n))
+            yield shape, spacing
+            yield shape, tuple(h / LIMIT for h in spacing)
+
+
+@pytest.mark.parametrize("algorithm", _edt.ALGORITHMS)
+@pytest.mark.parametrize("shape, spacing", list(_limit_cases()))
+def test_spacing_at_the_float32_limits_matches_scipy(shape, spacing, algorithm):
+    # The accepted range (stableloss._checks.check_spacing) is exact at its edges: no square is subnormal
+    # or overflows. (Beyond them float32 gave zeros, inf, or an envelope index error.)
+    from stableloss import _checks
+
+    _checks.check_spacing(spacing, len(shape), shape=shape)  # accepted
+    rng = np.random.default_rng(len(shape))
+    seeds = rng.random((3,) + shape) < 0.1
+    seeds[:, (0,) * len(shape)] = True
+    got = _edt.squared_distance_to_seeds(torch.from_numpy(seeds), spacing, algorithm=algorithm).sqrt()
+    np.testing.assert_allclose(got.double().numpy(), _scipy_to_seeds(seeds, spacing), rtol=1e-6, atol=0)

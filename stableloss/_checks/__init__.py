@@ -11,13 +11,15 @@ tensor is checked exactly like a list. Checks that look at tensor *values* (targ
 host synchronisation; they run only when ``validate_args=True`` and are skipped while
 ``torch.compile`` traces the loss and for meta tensors.
 
-The checks live in three files: :mod:`.values` (settings), :mod:`.tensors` (a loss's input and
-target) and :mod:`.spatial` (distance maps and surface metrics); every name is re-exported here, so
-callers write ``_checks.check_number(...)``.
+The checks live in four files: :mod:`.values` (settings), :mod:`.tensors` (a loss's input and
+target), :mod:`.spatial` (distance maps and surface metrics) and :mod:`.maps` (a caller's distance
+map against the loss's map settings); every name but the last is re-exported here, so callers write
+``_checks.check_number(...)``.
 """
 
 from stableloss._checks.spatial import (
     BACKENDS,
+    SPACING_LIMIT,
     check_binary,
     check_labels,
     check_num_classes,
@@ -25,14 +27,18 @@ from stableloss._checks.spatial import (
     check_spacing,
     check_spacing_option,
     check_spatial_tensor,
+    check_tolerance,
 )
 from stableloss._checks.tensors import (
+    WIDE_UNSIGNED,
     check_class_count,
     check_class_indices,
     check_input,
     check_pair,
     check_target,
     check_target_values,
+    tensor_from_array,
+    widen_unsigned,
 )
 from stableloss._checks.values import (
     MODES,
@@ -53,9 +59,10 @@ from stableloss._checks.values import (
 )
 
 __all__ = [
-    "BACKENDS", "MODES", "as_number_tuple", "check_alpha", "check_binary", "check_bool", "check_choice", "check_choices",
-    "check_class_count", "check_class_indices", "check_classes", "check_ignore_index", "check_input", "check_int",
-    "check_labels", "check_mode", "check_num_classes", "check_number", "check_optional_bool", "check_optional_number", "check_pair",
-    "check_same_shape",
-    "check_spacing", "check_spacing_option", "check_spatial_tensor", "check_target", "check_target_values", "check_weights", "is_compiling",
+    "BACKENDS", "MODES", "SPACING_LIMIT", "WIDE_UNSIGNED", "as_number_tuple", "check_alpha", "check_binary", "check_bool",
+    "check_choice", "check_choices", "check_class_count", "check_class_indices", "check_classes", "check_ignore_index",
+    "check_input", "check_int", "check_labels", "check_mode", "check_num_classes", "check_number", "check_optional_bool",
+    "check_optional_number", "check_pair", "check_same_shape", "check_spacing", "check_spacing_option",
+    "check_spatial_tensor", "check_target", "check_target_values", "check_tolerance", "check_weights", "is_compiling",
+    "tensor_from_array", "widen_unsigned",
 ]

@@ -5,10 +5,55 @@ from __future__ import annotations
 import math
 from typing import Optional, Tuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from stableloss._checks.values import is_compiling
+
+WIDE_UNSIGNED = tuple(dtype for dtype in (getattr(torch, f"uint{bits}", None) for bits in (16, 32, 64)) if dtype is not None)
+"""torch's 16- to 64-bit unsigned dtypes: few ops take them (no min/max, ``<``, ``masked_fill`` or type
+promotion), so a target of one of them (NIfTI label files often hold uint16) is read as int64."""
+
+
+def widen_unsigned(name: str, value: Tensor, *, expected: str, validate_args: bool) -> Tensor:
+    """A uint16/uint32/uint64 tensor as int64 (the same values); any other tensor unchanged.
+
+    A uint64 value of 2**63 or more has no int64: with ``validate_args`` it is refused (``expected``
+    says which values ``name`` must hold); without, it wraps to a negative value, as any out-of-range
+    target is then the caller's responsibility.
+    """
+    if value.dtype not in WIDE_UNSIGNED:
+        return value
+    if value.dtype != torch.uint64:
+        return value.to(torch.int64)
+    signed = value.view(torch.int64)  # the same bits: values from 2**63 read negative
+    if validate_args and not is_compiling() and value.numel() > 0 and value.device.type != "meta":
+        wrapped = signed < 0
+        if bool(wrapped.any()):
+            high = int(signed[wrapped].max()) + 2**64
+            low = int(signed[~wrapped].min()) if not bool(wrapped.all()) else int(signed.min()) + 2**64
+            raise ValueError(f"{name} must hold {expected}; received values in [{low}, {high}] (dtype torch.uint64)")
+    return signed
+
+
+def tensor_from_array(name: str, array: np.ndarray, *, validate_args: bool) -> Tensor:
+    """A NumPy array as a CPU tensor that torch can compute with.
+
+    Big-endian data (which nibabel's ``dataobj`` can return, e.g. ``'>i2'``) is converted to the
+    native byte order, uint16/uint32/uint64 to int64 (uint64 values from 2**63 are refused with
+    ``validate_args``), and a read-only array (a memory map) is copied: torch shares the memory of a
+    writable native array and warns on a read-only one.
+    """
+    dtype = array.dtype
+    if dtype.kind not in "biuf" or dtype.itemsize > 8:  # not object, str, complex, datetime or float128
+        raise TypeError(f"{name} must be an array of bools, integers or real numbers; received dtype {dtype}")
+    if dtype.kind == "u" and dtype.itemsize > 1:
+        if validate_args and dtype.itemsize == 8 and array.size > 0 and array.max() >= 2**63:
+            raise ValueError(f"{name} must hold values below 2**63 (int64's range); received values in "
+                             f"[{array.min()}, {array.max()}] (dtype {dtype})")
+        dtype = np.dtype(np.int64)
+    return torch.from_numpy(np.require(array, dtype=dtype.newbyteorder("="), requirements=("C", "W")))
 
 
 def check_class_count(name: str, count: Optional[int], num_classes: int) -> None:
@@ -52,7 +97,11 @@ def check_input(input: object, *, mode: str, from_logits: bool = True) -> Tensor
 
 
 def check_target(target: object, input: Tensor, *, mode: str, ignore_index: Optional[int], validate_args: bool) -> Tensor:
-    """The target, checked against ``input`` (already ``(N, C, *S)``) for the given mode."""
+    """The target, checked against ``input`` (already ``(N, C, *S)``) for the given mode.
+
+    Returned as given, except that a uint16/uint32/uint64 target is returned as int64
+    (:func:`widen_unsigned`): every later op of the losses then takes it.
+    """
     if not isinstance(target, Tensor):
         raise TypeError(f"target must be a torch.Tensor; received {type(target).__name__}")
     if target.device != input.device:
@@ -83,6 +132,13 @@ def check_target(target: object, input: Tensor, *, mode: str, ignore_index: Opti
                 f"target must have shape {spatial} (N, *spatial) of class indices with mode='multiclass' "
                 f"(input shape {shape}); received shape {target_shape}"
             )
+    if mode == "multiclass":
+        extra = "" if ignore_index is None else f" or ignore_index={ignore_index}"
+        expected = f"class indices in [0, {shape[1] - 1}]{extra} for an input with {shape[1]} channels"
+    else:
+        extra = "" if ignore_index is None else f" (or ignore_index={ignore_index})"
+        expected = f"values in [0, 1]{extra} with mode={mode!r}"
+    target = widen_unsigned("target", target, expected=expected, validate_args=validate_args)
     if validate_args and not is_compiling() and target.device.type != "meta":
         check_target_values(target, num_classes=shape[1], mode=mode, ignore_index=ignore_index)
     return target
