@@ -92,7 +92,7 @@ def without_validation(module: torch.nn.Module) -> torch.nn.Module:
 
 
 def _stableloss_impls(validate_args: bool = True) -> dict[str, LossFn]:
-    kw = {"validate_args": validate_args}
+    kw: dict[str, Any] = {"validate_args": validate_args}
     modules: dict[str, torch.nn.Module] = {
         "dice": sl.DiceLoss("binary", **kw),
         "tversky": sl.TverskyLoss("binary", alpha=TVERSKY_ALPHA, beta=TVERSKY_BETA, **kw),

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from torch import Tensor
 
 from stableloss import _spatial
 from stableloss._module import OptionsModule
 from stableloss._options import BoundaryOptions, OptionSpec
+from stableloss._typing import BoundaryKwargs
 from stableloss.distance import SignedDistanceTransform
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from stableloss._typing import BoundaryAttributes as _BoundaryAttributes
+else:  # the option attributes are properties that OptionsModule makes: the base is for type checkers
+    _BoundaryAttributes = object
 
 BOUNDARY = OptionSpec("boundary_loss()", BoundaryOptions,
                       excluded=("alpha", "threshold", "alpha_max", "smooth", "ignore_empty"))
 
 
 def boundary_loss(input: Tensor, target: Tensor, *, mode: str, distance_map: Optional[Tensor] = None,
-                  **options: Any) -> Tensor:
+                  **options: Unpack[BoundaryKwargs]) -> Tensor:
     """Boundary loss: the mean of ``p * phi`` per class, ``phi`` the target's signed distance map.
 
     .. math::
@@ -98,7 +106,7 @@ def boundary_from_options(input: Tensor, target: Tensor, options: BoundaryOption
     return _spatial.reduce(losses, options, classes=classes, class_weights=class_weights)
 
 
-class BoundaryLoss(OptionsModule):
+class BoundaryLoss(OptionsModule, _BoundaryAttributes):
     """Boundary loss (Kervadec et al.); a thin shell over :func:`boundary_loss`.
 
     ``BoundaryLoss(mode, *, classes=None, from_logits=True, ignore_index=None, spacing=None,
@@ -115,6 +123,9 @@ class BoundaryLoss(OptionsModule):
     """
 
     spec = BOUNDARY
+
+    if TYPE_CHECKING:  # the signature type checkers see; at run time OptionsModule makes it from spec and positional
+        def __init__(self, mode: str, **options: Unpack[BoundaryKwargs]) -> None: ...
 
     def forward(self, input: Tensor, target: Tensor, distance_map: Optional[Tensor] = None) -> Tensor:
         return boundary_from_options(input, target, self.options, distance_map=distance_map,

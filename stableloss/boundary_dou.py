@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 import torch
 from torch import Tensor
@@ -10,14 +10,22 @@ from torch import Tensor
 from stableloss import _spatial
 from stableloss._module import OptionsModule
 from stableloss._options import BoundaryOptions, OptionSpec
+from stableloss._typing import BoundaryDoUKwargs
 from stableloss.surface import surface_mask
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from stableloss._typing import BoundaryDoUAttributes as _BoundaryDoUAttributes
+else:  # the option attributes are properties that OptionsModule makes: the base is for type checkers
+    _BoundaryDoUAttributes = object
 
 BOUNDARY_DOU = OptionSpec("boundary_dou_loss()", BoundaryOptions,
                           excluded=("spacing", "no_surface", "normalize", "inside_shift", "alpha", "threshold",
                                     "backend"))
 
 
-def boundary_dou_loss(input: Tensor, target: Tensor, *, mode: str, **options: Any) -> Tensor:
+def boundary_dou_loss(input: Tensor, target: Tensor, *, mode: str, **options: Unpack[BoundaryDoUKwargs]) -> Tensor:
     """Boundary DoU loss: difference over a union shrunk by an adaptive, boundary-driven ``alpha``.
 
     .. math::
@@ -95,7 +103,7 @@ def boundary_dou_from_options(input: Tensor, target: Tensor, options: BoundaryOp
     return _spatial.reduce(losses, options, classes=classes, class_weights=class_weights)
 
 
-class BoundaryDoULoss(OptionsModule):
+class BoundaryDoULoss(OptionsModule, _BoundaryDoUAttributes):
     """Boundary DoU loss (Sun et al.); a thin shell over :func:`boundary_dou_loss`.
 
     ``BoundaryDoULoss(mode, *, alpha_max=0.8, smooth=1e-5, ignore_empty=True, classes=None,
@@ -109,6 +117,9 @@ class BoundaryDoULoss(OptionsModule):
     """
 
     spec = BOUNDARY_DOU
+
+    if TYPE_CHECKING:  # the signature type checkers see; at run time OptionsModule makes it from spec and positional
+        def __init__(self, mode: str, **options: Unpack[BoundaryDoUKwargs]) -> None: ...
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return boundary_dou_from_options(input, target, self.options, classes=self.option_tensor("classes"),

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Optional
 
 from torch import Tensor
 
 from stableloss._options import OptionSpec, RegionOptions
 from stableloss._region import RegionLossModule, region_loss
+from stableloss._typing import DiceKwargs, IntSequence, RegionClassKwargs
 from stableloss.tversky import SMP_POSITIONAL
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from stableloss._typing import DiceAttributes as _DiceAttributes
+else:  # the option attributes are properties that OptionsModule makes: the base is for type checkers
+    _DiceAttributes = object
 
 DICE = OptionSpec("dice_loss()", RegionOptions, fixed={"alpha": 0.5, "beta": 0.5, "gamma": 1.0})
 
 
-def dice_loss(input: Tensor, target: Tensor, *, mode: str, **options: Any) -> Tensor:
+def dice_loss(input: Tensor, target: Tensor, *, mode: str, **options: Unpack[DiceKwargs]) -> Tensor:
     """Soft Dice loss, FP16-safe, for binary, multiclass and multilabel segmentation.
 
     .. math::
@@ -76,7 +84,7 @@ def dice_loss(input: Tensor, target: Tensor, *, mode: str, **options: Any) -> Te
 dice_loss.__signature__ = DICE.function_signature()  # type: ignore[attr-defined]
 
 
-class DiceLoss(RegionLossModule):
+class DiceLoss(RegionLossModule, _DiceAttributes):
     """Dice loss; a thin shell over :func:`dice_loss`.
 
     ``DiceLoss(mode, classes=None, log_loss=False, from_logits=True, smooth=0.0,
@@ -97,3 +105,8 @@ class DiceLoss(RegionLossModule):
 
     spec = DICE
     positional = SMP_POSITIONAL
+
+    if TYPE_CHECKING:  # the signature type checkers see; at run time OptionsModule makes it from spec and positional
+        def __init__(self, mode: str, classes: Optional[IntSequence] = None, log_loss: bool = False, from_logits: bool = True,
+                     smooth: float = 0.0, ignore_index: Optional[int] = None, eps: float = 1e-7,
+                     **options: Unpack[RegionClassKwargs]) -> None: ...

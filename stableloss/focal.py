@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional, Union
 
 import torch
 from torch import Tensor
@@ -16,11 +16,19 @@ from stableloss._overlap import flatten_target
 from stableloss._reduction import reduce_loss
 from stableloss._region import option_tensor
 from stableloss._sigmoid_focal import sigmoid_focal_terms
+from stableloss._typing import FloatSequence, FocalClassKwargs, FocalKwargs
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from stableloss._typing import FocalAttributes as _FocalAttributes
+else:  # the option attributes are properties that OptionsModule makes: the base is for type checkers
+    _FocalAttributes = object
 
 FOCAL = OptionSpec("focal_loss()", FocalOptions)
 
 
-def focal_loss(input: Tensor, target: Tensor, *, mode: str, **options: Any) -> Tensor:
+def focal_loss(input: Tensor, target: Tensor, *, mode: str, **options: Unpack[FocalKwargs]) -> Tensor:
     """Focal loss in logit space, FP16-safe: sigmoid focal (binary, multilabel), softmax focal (multiclass).
 
     .. math::
@@ -208,7 +216,7 @@ def _normalized_sigmoid_focal(logits: Tensor, target: Tensor, weight: Optional[T
     return loss / kept.sum(dim=(0, 2), keepdim=True).clamp_min(options.eps)
 
 
-class FocalLoss(OptionsModule):
+class FocalLoss(OptionsModule, _FocalAttributes):
     """Focal loss; a thin shell over :func:`focal_loss`.
 
     ``FocalLoss(mode, alpha=None, gamma=2.0, ignore_index=None, from_logits=True, eps=1e-7,
@@ -228,6 +236,12 @@ class FocalLoss(OptionsModule):
     spec = FOCAL
     positional = ("mode", "alpha", "gamma", "ignore_index", "from_logits", "eps", "reduction", "normalized",
                   "reduced_threshold")
+
+    if TYPE_CHECKING:  # the signature type checkers see; at run time OptionsModule makes it from spec and positional
+        def __init__(self, mode: str, alpha: Union[None, float, FloatSequence] = None, gamma: float = 2.0,
+                     ignore_index: Optional[int] = None, from_logits: bool = True, eps: float = 1e-7, reduction: str = "mean",
+                     normalized: bool = False, reduced_threshold: Optional[float] = None,
+                     **options: Unpack[FocalClassKwargs]) -> None: ...
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return focal_from_options(input, target, self.options, alpha=self.option_tensor("alpha"),

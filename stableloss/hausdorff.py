@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 import torch
 from torch import Tensor
@@ -10,14 +10,22 @@ from torch import Tensor
 from stableloss import _spatial
 from stableloss._module import OptionsModule
 from stableloss._options import BoundaryOptions, OptionSpec
+from stableloss._typing import HausdorffClassKwargs, HausdorffKwargs
 from stableloss.distance import SignedDistanceTransform, signed_distance_map
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from stableloss._typing import HausdorffAttributes as _HausdorffAttributes
+else:  # the option attributes are properties that OptionsModule makes: the base is for type checkers
+    _HausdorffAttributes = object
 
 HAUSDORFF = OptionSpec("hausdorff_dt_loss()", BoundaryOptions,
                        excluded=("inside_shift", "alpha_max", "smooth", "ignore_empty"))
 
 
 def hausdorff_dt_loss(input: Tensor, target: Tensor, *, mode: str, distance_map: Optional[Tensor] = None,
-                      **options: Any) -> Tensor:
+                      **options: Unpack[HausdorffKwargs]) -> Tensor:
     """Hausdorff-DT loss: squared errors weighted by the distances to the predicted and true surfaces.
 
     .. math::
@@ -102,7 +110,7 @@ def hausdorff_from_options(input: Tensor, target: Tensor, options: BoundaryOptio
     return _spatial.reduce(losses, options, classes=classes, class_weights=class_weights)
 
 
-class HausdorffDTLoss(OptionsModule):
+class HausdorffDTLoss(OptionsModule, _HausdorffAttributes):
     """Hausdorff-DT loss (Karimi and Salcudean); a thin shell over :func:`hausdorff_dt_loss`.
 
     ``HausdorffDTLoss(mode, alpha=2.0, *, threshold=0.5, classes=None, from_logits=True,
@@ -118,6 +126,9 @@ class HausdorffDTLoss(OptionsModule):
 
     spec = HAUSDORFF
     positional = ("mode", "alpha")
+
+    if TYPE_CHECKING:  # the signature type checkers see; at run time OptionsModule makes it from spec and positional
+        def __init__(self, mode: str, alpha: float = 2.0, **options: Unpack[HausdorffClassKwargs]) -> None: ...
 
     def forward(self, input: Tensor, target: Tensor, distance_map: Optional[Tensor] = None) -> Tensor:
         return hausdorff_from_options(input, target, self.options, distance_map=distance_map,

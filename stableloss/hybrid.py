@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping, Sequence
-from typing import Any, Dict, Optional, Tuple, Union
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple, Type, Union
 
 from torch import Tensor, nn
 
 from stableloss import _checks
+from stableloss._module import OptionsModule
+from stableloss._shared_options import (
+    SHARED_OPTIONS,
+    check_agreement,
+    merge_shared,
+    shared_property,
+    split_shared,
+    takes_class,
+)
+from stableloss._typing import BoundaryAwareKwargs
 from stableloss.boundary import BoundaryLoss, boundary_loss
 from stableloss.boundary_dou import BoundaryDoULoss, boundary_dou_loss
 from stableloss.combined import CombinedLoss, check_weights
@@ -17,8 +26,16 @@ from stableloss.focal import FocalLoss, focal_loss
 from stableloss.hausdorff import HausdorffDTLoss, hausdorff_dt_loss
 from stableloss.schedule import make_schedule
 
-BOUNDARY_TERMS = {"boundary": (BoundaryLoss, boundary_loss), "hausdorff": (HausdorffDTLoss, hausdorff_dt_loss),
-                  "dou": (BoundaryDoULoss, boundary_dou_loss)}
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from stableloss._typing import BoundaryAwareAttributes as _BoundaryAwareAttributes
+else:  # the shared options are properties set below (shared_property): this base is for type checkers
+    _BoundaryAwareAttributes = object
+
+BOUNDARY_TERMS: Dict[str, Tuple[Type[OptionsModule], Callable[..., Tensor]]] = {
+    "boundary": (BoundaryLoss, boundary_loss), "hausdorff": (HausdorffDTLoss, hausdorff_dt_loss),
+    "dou": (BoundaryDoULoss, boundary_dou_loss)}
 """``boundary=`` names: Kervadec's boundary loss, Karimi's Hausdorff-DT loss, Sun's boundary DoU."""
 
 DEFAULT_BOUNDARY = "dou"
@@ -53,76 +70,6 @@ DEFAULT_BOUNDARY_OPTIONS: Dict[str, Dict[str, Any]] = {"boundary": {"normalize":
 term's scale does not depend on the image size or on the units of ``spacing``."""
 
 
-SHARED_OPTIONS = ("ignore_index", "from_logits", "classes", "class_weights", "validate_args")
-"""Options a hybrid passes to every term that has them (Dice, Focal, the boundary term), so that the
-terms agree on which pixels count, how the input is read and how classes are weighed."""
-
-AGREED_OPTIONS = ("mode", "ignore_index", "from_logits", "classes", "class_weights")
-"""Options on which every term that has them must agree (checked when the hybrid is built)."""
-
-
-def _takes(term: object, name: str) -> bool:
-    """Whether ``term`` has the option ``name`` (a stableloss loss's spec, or an attribute of another module)."""
-    spec = getattr(type(term), "spec", None)
-    accepted = getattr(spec, "accepted", None)
-    if accepted is not None:
-        return name in accepted
-    return hasattr(term, name)
-
-
-def _option_value(term: object, name: str) -> object:
-    options = getattr(term, "options", None)
-    if options is not None and hasattr(options, name):  # a stableloss loss: the exact Python value, not a buffer
-        return getattr(options, name)
-    value = getattr(term, name)
-    if isinstance(value, Tensor):
-        return tuple(value.tolist()) if value.dim() else value.item()
-    if isinstance(value, (list, tuple)):
-        return tuple(value)
-    return value
-
-
-def _disagree(values: Mapping[str, object]) -> bool:
-    """Whether the values differ (``(1, 2) == (1.0, 2.0)``: a foreign module's list equals our tuple)."""
-    distinct: list = []
-    for value in values.values():
-        if not any(value == seen for seen in distinct):
-            distinct.append(value)
-    return len(distinct) > 1
-
-
-def _split_shared(options: Mapping[str, Any]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    """``(shared options, boundary-only options)`` of a hybrid's keyword arguments."""
-    shared = {k: v for k, v in options.items() if k in SHARED_OPTIONS}
-    return shared, {k: v for k, v in options.items() if k not in SHARED_OPTIONS}
-
-
-def _check_agreement(mode: str, terms: Mapping[str, nn.Module], given: Mapping[str, Any], supplied: Tuple[str, ...]) -> None:
-    """Every term has each option the hybrid was given, and all terms that have an option agree on it.
-
-    ``supplied`` names the terms the caller built (``dice=``, ``focal=``, a boundary module): the
-    hybrid's options were not passed to those, so a term that lacks a given option, or holds another
-    value, is refused here rather than left to disagree at the first batch.
-    """
-    for name in given:
-        lacking = [t for t in terms if not _takes(terms[t], name)]
-        if lacking:
-            raise TypeError(f"BoundaryAwareLoss was given {name}={given[name]!r}, but the term(s) {lacking} have no "
-                            f"{name} option, so they would not honour it; "
-                            + ("drop the Focal term (focal_weight=0) or use class_weights" if name == "classes"
-                               else "build those terms yourself with an equivalent setting"))
-    for name in AGREED_OPTIONS:
-        values = {t: _option_value(term, name) for t, term in terms.items() if _takes(term, name)}
-        if name == "mode":
-            values = {"BoundaryAwareLoss": mode, **values}
-        if _disagree(values):
-            hint = (f"pass {name}= to BoundaryAwareLoss so that every term gets it" if name != "mode"
-                    else "build every term with the hybrid's mode")
-            raise ValueError(f"the terms of BoundaryAwareLoss disagree on {name}: "
-                             + ", ".join(f"{t}={v!r}" for t, v in values.items())
-                             + f" (terms given by the caller: {list(supplied) or 'none'}); {hint}")
-
-
 def _boundary_term(mode: str, boundary: object, options: Mapping[str, Any], shared: Mapping[str, Any]) -> Optional[nn.Module]:
     if boundary is None:
         if options:
@@ -134,15 +81,11 @@ def _boundary_term(mode: str, boundary: object, options: Mapping[str, Any], shar
         return boundary
     name = _checks.check_choice("boundary", boundary, tuple(BOUNDARY_TERMS))
     cls = BOUNDARY_TERMS[name][0]
-    own = {k: v for k, v in shared.items() if _takes_class(cls, k)}
+    own = {k: v for k, v in shared.items() if takes_class(cls, k)}
     return cls(mode, **{**DEFAULT_BOUNDARY_OPTIONS[name], **own, **options})
 
 
-def _takes_class(cls: Any, name: str) -> bool:
-    return name in cls.spec.accepted
-
-
-class BoundaryAwareLoss(CombinedLoss):
+class BoundaryAwareLoss(CombinedLoss, _BoundaryAwareAttributes):
     """Dice (+ Focal) + a boundary term, with a weight schedule: boundary-aware by construction.
 
     .. math::
@@ -168,13 +111,13 @@ class BoundaryAwareLoss(CombinedLoss):
         focal: The Focal term; default ``FocalLoss(mode, gamma=2.0)``. Giving one with a Focal
             weight of 0 is an error (it would not be used).
         dice_weight: ``w_d``; focal_weight: ``w_f``; boundary_weight: ``w_b``. Defaults per
-            ``boundary`` (:data:`DEFAULT_WEIGHTS`): ``"dou"`` 0.5, 0, 0.5; ``"boundary"`` and
+            ``boundary`` (:data:`~stableloss.hybrid.DEFAULT_WEIGHTS`): ``"dou"`` 0.5, 0, 0.5; ``"boundary"`` and
             ``"hausdorff"`` 0.7, 0.3, 100 (distances normalised by the image's extent); None 0.7,
             0.3; a module 0.7, 0.3, 1.
         schedule: None or ``"constant"`` (default), ``"rebalance"`` (:class:`RebalanceSchedule`:
             Kervadec's, for raw distances), or a schedule object. Call :meth:`step` once per epoch.
         **options: The options the terms share — ``ignore_index``, ``from_logits``, ``classes``,
-            ``class_weights``, ``validate_args`` (:data:`SHARED_OPTIONS`) — go to **every** term that
+            ``class_weights``, ``validate_args`` (:data:`~stableloss.hybrid.SHARED_OPTIONS`) — go to **every** term that
             has them, so that the terms agree on which pixels count (``classes`` with a Focal term is
             refused: focal losses have no ``classes``). The other options go to the boundary term when
             ``boundary`` is a name (``spacing``, ``normalize``, ``no_surface``, ...; default
@@ -238,16 +181,16 @@ class BoundaryAwareLoss(CombinedLoss):
         focal_weight: Optional[float] = None,
         boundary_weight: Optional[float] = None,
         schedule: object = None,
-        **options: Any,
+        **options: Unpack[BoundaryAwareKwargs],
     ) -> None:
         mode = _checks.check_mode(mode)
         weights = _resolve_weights(boundary, dice_weight, focal_weight, boundary_weight)
-        shared, boundary_options = _split_shared(options)
+        shared, boundary_options = split_shared(options)
         supplied = tuple(name for name, given in (("dice", dice), ("focal", focal)) if given is not None)
         terms: Dict[str, nn.Module] = {"dice": DiceLoss(mode, **shared) if dice is None else dice}
         base = {"dice": weights["dice"]}
         if weights["focal"] > 0:
-            focal_shared = {k: v for k, v in shared.items() if _takes_class(FocalLoss, k)}  # no classes: refused below
+            focal_shared = {k: v for k, v in shared.items() if takes_class(FocalLoss, k)}  # no classes: refused below
             terms["focal"] = FocalLoss(mode, gamma=2.0, **focal_shared) if focal is None else focal
             base["focal"] = weights["focal"]
         elif focal is not None:
@@ -259,7 +202,7 @@ class BoundaryAwareLoss(CombinedLoss):
             base["boundary"] = weights["boundary"]
             if isinstance(boundary, nn.Module):
                 supplied += ("boundary",)
-        _check_agreement(mode, terms, shared, supplied)
+        check_agreement(mode, terms, shared, supplied)
         self._base_weights: Dict[str, float] = {}
         super().__init__(terms, base)
         self.mode = mode
@@ -268,7 +211,7 @@ class BoundaryAwareLoss(CombinedLoss):
 
     @property  # type: ignore[override]
     def weights(self) -> Dict[str, float]:
-        """The weights in force: the base weights times the schedule's factors at this epoch (a copy).
+        """The weights in force, that is the base weights times the schedule's factors at this epoch (a copy).
 
         Setting the attribute sets the base weights (validated), which the schedule then scales.
         """
@@ -320,30 +263,8 @@ class BoundaryAwareLoss(CombinedLoss):
         return super().extra_repr() + f", schedule={self.schedule!r}"
 
 
-def _shared_property(name: str) -> property:
-    def get(self: BoundaryAwareLoss) -> Any:
-        for term in self._terms.values():
-            if _takes(term, name):
-                return getattr(term, name)
-        raise AttributeError(f"no term of this BoundaryAwareLoss has the option {name!r}")
-
-    def set_(self: BoundaryAwareLoss, value: Any) -> None:
-        holders = [term for term in self._terms.values() if _takes(term, name)]
-        if not holders:
-            raise AttributeError(f"no term of this BoundaryAwareLoss has the option {name!r}; received {name}={value!r}")
-        for term in holders:  # validate for every stableloss term first, so that a bad value changes none
-            spec = getattr(type(term), "spec", None)
-            if spec is not None:
-                spec.build({**{f: getattr(term.options, f) for f in spec.accepted}, name: value})  # type: ignore[attr-defined]
-        for term in holders:
-            setattr(term, name, value)
-        _check_agreement(self.mode, dict(self.losses), {name: value}, tuple(self._terms))
-
-    return property(get, set_, doc=f"The ``{name}`` option of every term that has it (set on all of them).")
-
-
 for _name in SHARED_OPTIONS:
-    setattr(BoundaryAwareLoss, _name, _shared_property(_name))
+    setattr(BoundaryAwareLoss, _name, shared_property(_name))
 
 
 def boundary_aware_loss(
@@ -377,7 +298,7 @@ def boundary_aware_loss(
         dice_options, focal_options, boundary_options: Keyword options of each term's function
             (focal's default ``gamma=2``; the boundary term's default ``normalize=True``).
         ignore_index, from_logits, classes, class_weights, validate_args: The shared options
-            (:data:`SHARED_OPTIONS`): None leaves each term's default; a value goes to every term
+            (:data:`~stableloss.hybrid.SHARED_OPTIONS`): None leaves each term's default; a value goes to every term
             that has the option (``classes`` with a Focal term raises: focal has none). A term's
             own options may repeat a shared value but not contradict it, and the terms must agree
             on ``ignore_index``, ``from_logits``, ``classes`` and ``class_weights`` (``ValueError``).
@@ -400,7 +321,7 @@ def boundary_aware_loss(
         per_term["focal"] = (FocalLoss, focal_options)
     if boundary is not None:
         per_term["boundary"] = (BOUNDARY_TERMS[boundary][0], boundary_options)
-    merged = _merge_shared(per_term, given)
+    merged = merge_shared(per_term, given)
     total = weights["dice"] * dice_loss(input, target, mode=mode, **merged["dice"])
     if weights["focal"] > 0:
         total = total + weights["focal"] * focal_loss(input, target, mode=mode, **{"gamma": 2.0, **merged["focal"]})
@@ -418,38 +339,3 @@ def boundary_aware_loss(
     if name == "dou" and distance_map is not None:
         raise TypeError("distance_map is not used by boundary='dou' (it needs no distance transform)")
     return total + weights["boundary"] * fn(input, target, mode=mode, **extra, **options)
-
-
-
-def _merge_shared(per_term: Mapping[str, Tuple[Any, Optional[Mapping[str, object]]]],
-                  given: Mapping[str, Any]) -> Dict[str, Dict[str, object]]:
-    """Each term's options with the shared ones added; refuses a term without a given option and disagreement."""
-    merged: Dict[str, Dict[str, object]] = {}
-    for term, (cls, own) in per_term.items():
-        options = dict(own or {})
-        for name, value in given.items():
-            if name in options and _disagree({"own": _as_tuple(options[name]), "given": _as_tuple(value)}):
-                raise ValueError(f"{term}_options[{name!r}] = {options[name]!r} contradicts {name}={value!r} given to "
-                                 "boundary_aware_loss (the shared value goes to every term)")
-            if name in cls.spec.accepted:
-                options[name] = value
-            else:
-                raise TypeError(f"boundary_aware_loss was given {name}={value!r}, but the {term} term has no {name} "
-                                "option, so it would not honour it; drop the Focal term (focal_weight=0) or use class_weights")
-        merged[term] = options
-    for name in AGREED_OPTIONS[1:]:
-        values = {t: opts.get(name, _default(per_term[t][0], name)) for t, opts in merged.items()
-                  if name in per_term[t][0].spec.accepted}
-        if _disagree({t: tuple(v) if isinstance(v, list) else v for t, v in values.items()}):
-            raise ValueError(f"the terms of boundary_aware_loss disagree on {name}: "
-                             + ", ".join(f"{t}={v!r}" for t, v in values.items())
-                             + f"; pass {name}= to boundary_aware_loss so that every term gets it")
-    return merged
-
-
-def _default(cls: Any, name: str) -> object:
-    return next(f.default for f in dataclasses.fields(cls.spec.options_type) if f.name == name)
-
-
-def _as_tuple(value: object) -> object:
-    return tuple(value) if isinstance(value, (list, tuple)) else value

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Optional
 
 import torch
 from torch import Tensor
 
 from stableloss._options import OptionSpec, RegionOptions
 from stableloss._region import RegionLossModule, region_loss
+from stableloss._typing import IntSequence, LogCoshDiceKwargs, RegionClassKwargs
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from stableloss._typing import LogCoshDiceAttributes as _LogCoshDiceAttributes
+else:  # the option attributes are properties that OptionsModule makes: the base is for type checkers
+    _LogCoshDiceAttributes = object
 
 LOG_COSH_DICE = OptionSpec("log_cosh_dice_loss()", RegionOptions, fixed={"alpha": 0.5, "beta": 0.5, "gamma": 1.0},
                            excluded=("log_loss",))
@@ -24,7 +32,7 @@ def log_cosh_unit(x: Tensor) -> Tensor:
     return 0.5 * torch.log1p(torch.sinh(x).square())
 
 
-def log_cosh_dice_loss(input: Tensor, target: Tensor, *, mode: str, **options: Any) -> Tensor:
+def log_cosh_dice_loss(input: Tensor, target: Tensor, *, mode: str, **options: Unpack[LogCoshDiceKwargs]) -> Tensor:
     """Log-cosh Dice loss: ``log(cosh(1 - Dice))`` per class, then the mean over classes.
 
     .. math::
@@ -60,7 +68,7 @@ def log_cosh_dice_loss(input: Tensor, target: Tensor, *, mode: str, **options: A
 
     Note:
         ``cosh`` overflows float16 at 11.1 and ``log(cosh(x))`` loses small ``x`` entirely;
-        :func:`log_cosh_unit` does neither on [0, 1], and its gradient is ``tanh(x)``.
+        ``log_cosh_unit`` does neither on [0, 1], and its gradient is ``tanh(x)``.
     """
     return region_loss(input, target, LOG_COSH_DICE.build(dict(options, mode=mode)), transform=log_cosh_unit)
 
@@ -68,7 +76,7 @@ def log_cosh_dice_loss(input: Tensor, target: Tensor, *, mode: str, **options: A
 log_cosh_dice_loss.__signature__ = LOG_COSH_DICE.function_signature()  # type: ignore[attr-defined]
 
 
-class LogCoshDiceLoss(RegionLossModule):
+class LogCoshDiceLoss(RegionLossModule, _LogCoshDiceAttributes):
     """Log-cosh Dice loss; a thin shell over :func:`log_cosh_dice_loss`.
 
     ``LogCoshDiceLoss(mode, classes=None, from_logits=True, smooth=0.0, ignore_index=None, eps=1e-7,
@@ -81,6 +89,10 @@ class LogCoshDiceLoss(RegionLossModule):
 
     spec = LOG_COSH_DICE
     positional = ("mode", "classes", "from_logits", "smooth", "ignore_index", "eps")
+
+    if TYPE_CHECKING:  # the signature type checkers see; at run time OptionsModule makes it from spec and positional
+        def __init__(self, mode: str, classes: Optional[IntSequence] = None, from_logits: bool = True, smooth: float = 0.0,
+                     ignore_index: Optional[int] = None, eps: float = 1e-7, **options: Unpack[RegionClassKwargs]) -> None: ...
 
     def transform(self, losses: Tensor) -> Tensor:
         """``log cosh`` of each class's Dice loss."""

@@ -6,12 +6,21 @@ options; the computation lives in :mod:`stableloss._region`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Optional
 
 from torch import Tensor
 
 from stableloss._options import OptionSpec, RegionOptions
 from stableloss._region import RegionLossModule, region_loss
+from stableloss._typing import DiceKwargs, IntSequence, RegionClassKwargs, TverskyKwargs
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from stableloss._typing import DiceAttributes as _JaccardAttributes
+    from stableloss._typing import TverskyAttributes as _TverskyAttributes
+else:  # the option attributes are properties that OptionsModule makes: the bases are for type checkers
+    _JaccardAttributes = _TverskyAttributes = object
 
 TVERSKY = OptionSpec("tversky_loss()", RegionOptions)
 JACCARD = OptionSpec("jaccard_loss()", RegionOptions, fixed={"alpha": 1.0, "beta": 1.0, "gamma": 1.0})
@@ -19,7 +28,7 @@ SMP_POSITIONAL = ("mode", "classes", "log_loss", "from_logits", "smooth", "ignor
 """The positional arguments of segmentation-models-pytorch's DiceLoss and JaccardLoss, in order."""
 
 
-def tversky_loss(input: Tensor, target: Tensor, *, mode: str, **options: Any) -> Tensor:
+def tversky_loss(input: Tensor, target: Tensor, *, mode: str, **options: Unpack[TverskyKwargs]) -> Tensor:
     """Tversky loss, and focal-Tversky for ``gamma != 1``, per class, FP16-safe.
 
     .. math::
@@ -80,7 +89,7 @@ def tversky_loss(input: Tensor, target: Tensor, *, mode: str, **options: Any) ->
     return region_loss(input, target, TVERSKY.build(dict(options, mode=mode)))
 
 
-def jaccard_loss(input: Tensor, target: Tensor, *, mode: str, **options: Any) -> Tensor:
+def jaccard_loss(input: Tensor, target: Tensor, *, mode: str, **options: Unpack[DiceKwargs]) -> Tensor:
     """Jaccard (IoU) loss, ``1 - TP / (TP + FP + FN)``: :func:`tversky_loss` with ``alpha = beta = 1``.
 
     Takes every option of :func:`tversky_loss` except ``alpha``, ``beta`` and ``gamma``.
@@ -98,7 +107,7 @@ tversky_loss.__signature__ = TVERSKY.function_signature()  # type: ignore[attr-d
 jaccard_loss.__signature__ = JACCARD.function_signature()  # type: ignore[attr-defined]
 
 
-class TverskyLoss(RegionLossModule):
+class TverskyLoss(RegionLossModule, _TverskyAttributes):
     """Tversky / focal-Tversky loss; a thin shell over :func:`tversky_loss`.
 
     ``TverskyLoss(mode, classes=None, log_loss=False, from_logits=True, smooth=0.0,
@@ -116,8 +125,13 @@ class TverskyLoss(RegionLossModule):
     spec = TVERSKY
     positional = SMP_POSITIONAL + ("alpha", "beta", "gamma")
 
+    if TYPE_CHECKING:  # the signature type checkers see; at run time OptionsModule makes it from spec and positional
+        def __init__(self, mode: str, classes: Optional[IntSequence] = None, log_loss: bool = False, from_logits: bool = True,
+                     smooth: float = 0.0, ignore_index: Optional[int] = None, eps: float = 1e-7, alpha: float = 0.5,
+                     beta: float = 0.5, gamma: float = 1.0, **options: Unpack[RegionClassKwargs]) -> None: ...
 
-class JaccardLoss(RegionLossModule):
+
+class JaccardLoss(RegionLossModule, _JaccardAttributes):
     """Jaccard (IoU) loss: :class:`TverskyLoss` with ``alpha = beta = 1``.
 
     ``JaccardLoss(mode, classes=None, log_loss=False, from_logits=True, smooth=0.0,
@@ -131,3 +145,8 @@ class JaccardLoss(RegionLossModule):
 
     spec = JACCARD
     positional = SMP_POSITIONAL
+
+    if TYPE_CHECKING:  # the signature type checkers see; at run time OptionsModule makes it from spec and positional
+        def __init__(self, mode: str, classes: Optional[IntSequence] = None, log_loss: bool = False, from_logits: bool = True,
+                     smooth: float = 0.0, ignore_index: Optional[int] = None, eps: float = 1e-7,
+                     **options: Unpack[RegionClassKwargs]) -> None: ...
