@@ -19,8 +19,10 @@ from torch import Tensor, nn
 
 from stableloss._options import OptionSpec
 
-TENSOR_OPTIONS: Dict[str, torch.dtype] = {"classes": torch.long, "class_weights": torch.float32, "alpha": torch.float32}
-"""Options that the forward pass needs as tensors, and the dtype each keeps."""
+TENSOR_OPTIONS: Dict[str, torch.dtype] = {"classes": torch.long, "class_weights": torch.float32, "alpha": torch.float32,
+                                          "weight": torch.float32, "pos_weight": torch.float32}
+"""Options that the forward pass needs as tensors, and the dtype each keeps (soft BCE's ``weight`` and
+``pos_weight`` are nested tuples of any shape)."""
 
 
 def _buffer_name(option: str) -> str:

@@ -284,3 +284,64 @@ class BoundaryAwareAttributes(_ClassSubset, _ClassWeights):
     ignore_index: Optional[int]
     from_logits: bool
     validate_args: bool
+
+
+# --- the rest of segmentation-models-pytorch's losses (Lovasz, soft BCE, soft CE, MCC) -----------------
+
+WeightLike = Union[Tensor, NDArray[Any], Sequence[Any], float]
+"""A broadcast weight (soft BCE's ``weight``, ``pos_weight``): a tensor, array, nested list or number."""
+
+
+class ValidateArgsKwargs(TypedDict, total=False):
+    """The keyword-only option of :class:`~stableloss.LovaszLoss`, :class:`~stableloss.SoftBCEWithLogitsLoss`,
+    :class:`~stableloss.SoftCrossEntropyLoss` and :class:`~stableloss.MCCLoss` (the others are smp's positional ones)."""
+
+    validate_args: bool
+
+
+class LovaszAttributes:
+    """The option attributes of :class:`~stableloss.LovaszLoss`."""
+
+    mode: str
+    per_image: bool
+    ignore_index: Optional[int]
+    from_logits: bool
+    validate_args: bool
+
+
+class SoftBCEAttributes:
+    """The option attributes of :class:`~stableloss.SoftBCEWithLogitsLoss` (the weights read back as float32 buffers)."""
+
+    ignore_index: Optional[int]
+    reduction: str
+    smooth_factor: Optional[float]
+    validate_args: bool
+
+    @property
+    def weight(self) -> Optional[Tensor]: ...
+
+    @weight.setter
+    def weight(self, value: Optional[WeightLike]) -> None: ...
+
+    @property
+    def pos_weight(self) -> Optional[Tensor]: ...
+
+    @pos_weight.setter
+    def pos_weight(self, value: Optional[WeightLike]) -> None: ...
+
+
+class SoftCrossEntropyAttributes:
+    """The option attributes of :class:`~stableloss.SoftCrossEntropyLoss`."""
+
+    reduction: str
+    smooth_factor: Optional[float]
+    ignore_index: Optional[int]
+    dim: int
+    validate_args: bool
+
+
+class MCCAttributes:
+    """The option attributes of :class:`~stableloss.MCCLoss`."""
+
+    eps: float
+    validate_args: bool

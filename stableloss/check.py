@@ -3,6 +3,7 @@
 Usage::
 
     python -m stableloss.check MODULE:ATTR [--mode binary] [--kwargs JSON] [--channels C]
+                               [--input logits|probabilities] [--target-layout indices|indices-channel|one-hot]
                                [--device cpu|cuda] [--quick] [--contexts ...] [--time-budget S] [--seed N]
 
 ``MODULE:ATTR`` names the loss, e.g. ``segmentation_models_pytorch.losses:DiceLoss`` or
@@ -19,7 +20,13 @@ callable:
 ``(N, *S)``, multilabel float masks ``(N, C, *S)``. ``C`` is 1 for binary; otherwise ``--channels``,
 else the length of a per-class keyword (``alpha``, ``class_weights``, ``weight`` given as lists,
 looked up in nested objects too), else 3 (and more than the largest of ``classes``). The grid (see
-:mod:`stableloss.testing.checker`) is printed as a table.
+:func:`~stableloss.testing.check_stability`) is printed as a table.
+
+A loss with another input convention says so: ``--input probabilities`` hands it the sigmoid (softmax
+in multiclass mode) of the logits, rounded to each context's dtype (segmentation-models-pytorch's
+``MCCLoss``); ``--target-layout indices|indices-channel|one-hot`` lays the target out as class indices
+``(N, *S)``, indices with a channel dim ``(N, 1, *S)`` (MONAI's ``to_onehot_y=True``) or a float
+one-hot ``(N, C, *S)``.
 
 Exit status: 0 when every cell ran every example and held; 1 when a cell fails; 2 on a usage error
 (bad arguments, a module or attribute that cannot be imported, a constructor that fails, a keyword
@@ -42,6 +49,7 @@ from collections.abc import Callable
 import torch
 
 from stableloss._checks import MODES
+from stableloss.testing._conventions import INPUTS, TARGET_LAYOUTS, check_convention, convert_input, convert_target
 from stableloss.testing._data import Example
 from stableloss.testing._evaluate import CONTEXTS
 from stableloss.testing.checker import DEFAULT_CHANNELS, check_stability
@@ -151,7 +159,8 @@ def infer_channels(kwargs: dict, mode: str) -> tuple[int | None, str]:
     return None, ""
 
 
-def check_first_call(loss: Callable, kwargs: dict, *, mode: str, channels: int, device: str) -> None:
+def check_first_call(loss: Callable, kwargs: dict, *, mode: str, channels: int, device: str, input: str = "logits",
+                     target_layout: str | None = None) -> None:
     """Call the loss once on a small example: an unexpected keyword of ``kwargs`` there is a usage error.
 
     Catches what signature binding cannot see (a ``**options`` function, a class that forwards its
@@ -168,7 +177,9 @@ def check_first_call(loss: Callable, kwargs: dict, *, mode: str, channels: int, 
     visit(kwargs)
     if not names:
         return
+    input, target_layout = check_convention(mode, input, target_layout)
     logits, target = Example(mode, (1, channels, 8, 8), "blob", "noise", 1.0).tensors(device)
+    logits, target = convert_input(logits, mode, input), convert_target(target, mode, target_layout, channels)
     try:
         with torch.no_grad():
             loss(logits, target)
@@ -194,6 +205,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--channels", type=int, default=None,
                         help="C, the number of classes of multiclass/multilabel inputs (default: the length of a "
                         f"per-class list in --kwargs such as alpha or class_weights, else {DEFAULT_CHANNELS})")
+    parser.add_argument("--input", default="logits", choices=INPUTS,
+                        help="what the loss takes: logits (default) or probabilities (the sigmoid, or softmax in "
+                        "multiclass mode, of the logits)")
+    parser.add_argument("--target-layout", default=None, choices=TARGET_LAYOUTS,
+                        help="target layout: indices (N, *S), indices-channel (N, 1, *S) as MONAI's to_onehot_y, or "
+                        "one-hot (N, C, *S) (default: the mode's own: binary (N, 1, *S) masks, multiclass indices, "
+                        "multilabel one-hot)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device (default: cpu)")
     parser.add_argument("--quick", action="store_true", help="small sizes only (a few seconds)")
     parser.add_argument("--contexts", default=None, help=f"comma-separated subset of {','.join(CONTEXTS)}")
@@ -229,17 +247,23 @@ def main(argv: list[str] | None = None) -> int:
             expected = "1" if args.mode == "binary" else f">= {low}"
             raise UsageError(f"--channels must be {expected} with --mode {args.mode}; received {channels}"
                              + (f" ({why} in --kwargs)" if why else ""))
+        try:
+            check_convention(args.mode, args.input, args.target_layout)
+        except ValueError as exc:
+            raise UsageError(f"--target-layout {args.target_layout} does not apply to --mode {args.mode}: {exc}") from None
         loss = build_loss(resolve(args.loss), mode=args.mode, kwargs=kwargs)
         if isinstance(loss, torch.nn.Module):
             loss = loss.to(args.device)
         first_channels = channels or (1 if args.mode == "binary" else DEFAULT_CHANNELS)
-        check_first_call(loss, kwargs, mode=args.mode, channels=first_channels, device=args.device)
+        check_first_call(loss, kwargs, mode=args.mode, channels=first_channels, device=args.device, input=args.input,
+                         target_layout=args.target_layout)
     except UsageError as exc:
         print(f"python -m stableloss.check: error: {exc}", file=sys.stderr)
         return 2
     shown = args.loss + (f" {json.dumps(kwargs)}" if kwargs else "")
     report = check_stability(loss, mode=args.mode, contexts=contexts, device=args.device, quick=args.quick,
-                             channels=channels, time_budget=args.time_budget, seed=args.seed,
+                             channels=channels, time_budget=args.time_budget, seed=args.seed, input=args.input,
+                             target_layout=args.target_layout,
                              title=f"stability of {shown}, mode={args.mode!r}" + (" (quick)" if args.quick else ""))
     print(report.table())
     return 1 if report.failures else 0 if report.ok else 3

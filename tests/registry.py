@@ -1,7 +1,11 @@
 """A registry describing each loss, driving the generic tests (the way PyTorch's OpInfo does).
 
 Each :class:`LossInfo` says how to build the loss as a class and call it as a function, which
-option sets ("variants") to exercise, its float64 reference and its bounds.
+option sets ("variants") to exercise, its float64 reference and its bounds, and which modes and input
+convention it takes. The generic tests feed logits: for a loss that takes probabilities (MCC),
+:meth:`LossInfo.build`, :meth:`LossInfo.call` and :meth:`LossInfo.expected` apply the sigmoid first,
+while the stability tests hand the loss itself (:meth:`LossInfo.native`) the checker's rounded
+probabilities (``input="probabilities"``).
 """
 
 from __future__ import annotations
@@ -10,9 +14,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
+import torch
+
 import stableloss
 from stableloss.hybrid import DEFAULT_BOUNDARY, DEFAULT_BOUNDARY_OPTIONS, default_weights
 from stableloss.testing import REFERENCE_FLOOR
+from stableloss.testing._conventions import convert_input
 from tests import reference
 
 MODES = ("binary", "multiclass", "multilabel")
@@ -31,6 +38,10 @@ class LossInfo:
     perfect_atol: float = 1e-6
     vmap: bool = True  # torch.func.vmap over the logits is supported
     scale: Optional[Callable] = None  # (example shape, options) -> the magnitude of the loss's terms
+    modes: Tuple[str, ...] = MODES  # the modes whose targets the loss takes
+    input: str = "logits"  # what cls, fn and reference take: "logits" or "probabilities"
+    takes_ignore_index: bool = True
+    minimum_at_perfect: Callable[[Dict], bool] = lambda options: True  # False: label smoothing moves the minimum
 
     def reference_floor(self, options: Dict):
         """The stability checks' error floor: 1e-4 times the loss's natural magnitude."""
@@ -38,11 +49,50 @@ class LossInfo:
             return REFERENCE_FLOOR
         return lambda example: REFERENCE_FLOOR * self.scale(example.shape, options)
 
-    def build(self, mode: str, **options):
+    def native(self, mode: str, **options):
+        """The loss module as a user builds it; it takes :attr:`input`."""
         return self.cls(mode, **options)
 
+    def build(self, mode: str, **options):
+        """The loss module as a function of logits (probabilities through the sigmoid first)."""
+        loss = self.native(mode, **options)
+        return loss if self.input == "logits" else FromLogits(loss, mode, self.input)
+
     def call(self, logits, target, mode: str, **options):
-        return self.fn(logits, target, mode=mode, **options)
+        """The functional loss on logits (probabilities through the sigmoid first)."""
+        return self.fn(convert_input(logits, mode, self.input), target, mode=mode, **options)
+
+    def expected(self, logits, target, mode: str, **options):
+        """The float64 reference on logits; for a probability loss, on the probabilities :meth:`call` passes."""
+        return self.reference(convert_input(logits, mode, self.input), target, mode=mode, **options)
+
+
+class FromLogits(torch.nn.Module):
+    """A loss that takes probabilities, fed logits: ``loss(sigmoid(x), t)`` (softmax in multiclass mode)."""
+
+    def __init__(self, loss, mode: str, input: str):
+        super().__init__()
+        self.loss, self.mode, self.input = loss, mode, input
+
+    def forward(self, logits, target):
+        return self.loss(convert_input(logits, self.mode, self.input), target)
+
+
+def _without_mode(cls):
+    """A mode-less loss class (soft BCE, soft CE, MCC) built as ``(mode, **options)``: the mode picks the targets only."""
+    return lambda mode, **options: cls(**options)
+
+
+def _function_without_mode(fn):
+    return lambda input, target, *, mode, **options: fn(input, target, **options)
+
+
+def _reference_without_mode(fn):
+    return lambda input, target, *, mode, **options: fn(input, target, **options)
+
+
+def _not_smoothed(options):
+    return not options.get("smooth_factor")
 
 
 def _seed_reference(logits, target, *, mode, dice_weight=0.7, focal_weight=0.3):
@@ -106,6 +156,23 @@ LOSSES = [
              bounds=(None, None), overlap=False, perfect_value=None,
              scale=lambda shape, options: max(1.0, default_weights(DEFAULT_BOUNDARY)[2] * _map_magnitude(
                  shape, DEFAULT_BOUNDARY_OPTIONS[DEFAULT_BOUNDARY]))),
+    # The hinge of binary and multilabel Lovasz grows with the logits (1 + |x|): no upper bound.
+    LossInfo("lovasz", stableloss.LovaszLoss, stableloss.lovasz_loss, reference.lovasz_reference,
+             variants=[{}, {"per_image": True}], bounds=(0.0, None), overlap=False),
+    LossInfo("softbce", _without_mode(stableloss.SoftBCEWithLogitsLoss),
+             _function_without_mode(stableloss.soft_bce_with_logits_loss), _reference_without_mode(reference.soft_bce_reference),
+             variants=[{}, {"smooth_factor": 0.1}, {"pos_weight": [3.0], "weight": [0.5], "reduction": "sum"}],
+             bounds=(0.0, None), overlap=False, modes=("binary", "multilabel"), minimum_at_perfect=_not_smoothed),
+    LossInfo("softce", _without_mode(stableloss.SoftCrossEntropyLoss),
+             _function_without_mode(stableloss.soft_cross_entropy_loss),
+             _reference_without_mode(reference.soft_cross_entropy_reference),
+             variants=[{}, {"smooth_factor": 0.1}, {"reduction": "sum"}],
+             bounds=(0.0, None), overlap=False, modes=("multiclass",), minimum_at_perfect=_not_smoothed),
+    # MCC takes probabilities; the loss of a perfect prediction is 1/2 on an empty (or full) mask.
+    LossInfo("mcc", _without_mode(stableloss.MCCLoss), _function_without_mode(stableloss.mcc_loss),
+             _reference_without_mode(reference.mcc_reference), variants=[{}, {"eps": 1e-3}], bounds=(0.0, 2.0),
+             overlap=False, perfect_value=None, modes=("binary", "multilabel"), input="probabilities",
+             takes_ignore_index=False),
 ]
 
 BY_NAME = {info.name: info for info in LOSSES}
@@ -118,11 +185,24 @@ def upper_bound(info: LossInfo, options: Dict) -> Optional[float]:
     return info.bounds[1]
 
 
-def cases():
-    """(info, variant) pairs for parametrisation, with readable ids."""
+def cases(mode: Optional[str] = None):
+    """(info, variant) pairs for parametrisation, with readable ids; with ``mode``, of the losses that take it."""
     out, ids = [], []
     for info in LOSSES:
+        if mode is not None and mode not in info.modes:
+            continue
         for index, variant in enumerate(info.variants):
             out.append((info, variant))
             ids.append(f"{info.name}-{index}")
+    return out, ids
+
+
+def mode_cases(modes: Tuple[str, ...] = MODES):
+    """(info, variant, mode) triples of the modes each loss takes, with ids such as ``dice-0-binary``."""
+    out, ids = [], []
+    for (info, variant), name in zip(*cases(), strict=True):
+        for mode in modes:
+            if mode in info.modes:
+                out.append((info, variant, mode))
+                ids.append(f"{name}-{mode}")
     return out, ids

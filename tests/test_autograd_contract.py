@@ -10,9 +10,9 @@ import torch
 from torch.func import grad, hessian, jacfwd, vmap
 
 from tests.inputs import make_case
-from tests.registry import MODES, cases
+from tests.registry import mode_cases
 
-CASES, IDS = cases()
+MODE_CASES, MODE_IDS = mode_cases()
 
 
 def _build(info, mode, options):
@@ -28,8 +28,7 @@ def _case(mode, seed, **kwargs):
     return logits, (target.double() if target.is_floating_point() else target)
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("info,options", CASES, ids=IDS)
+@pytest.mark.parametrize("info,options,mode", MODE_CASES, ids=MODE_IDS)
 def test_gradgradcheck_float64(info, options, mode):
     logits, target = _case(mode, seed=40)
     loss = _build(info, mode, options)
@@ -50,8 +49,7 @@ def test_gradgradcheck_with_respect_to_soft_targets(mode, name):
                                         atol=1e-5, rtol=1e-3)
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("info,options", CASES, ids=IDS)
+@pytest.mark.parametrize("info,options,mode", MODE_CASES, ids=MODE_IDS)
 def test_torch_func_grad_equals_autograd(info, options, mode):
     logits, target = _case(mode, seed=42)
     loss = _build(info, mode, options)
@@ -60,8 +58,7 @@ def test_torch_func_grad_equals_autograd(info, options, mode):
     torch.testing.assert_close(grad(lambda z: loss(z, target))(logits), expected, rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("info,options", CASES, ids=IDS)
+@pytest.mark.parametrize("info,options,mode", MODE_CASES, ids=MODE_IDS)
 def test_torch_func_vmap_equals_a_loop(info, options, mode):
     if not info.vmap:
         pytest.skip(f"{info.name}: vmap over the logits is not supported (documented)")
@@ -74,8 +71,7 @@ def test_torch_func_vmap_equals_a_loop(info, options, mode):
     torch.testing.assert_close(vmap(grad(lambda z: loss(z, target)))(stacked), grads, rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("info,options", CASES, ids=IDS)
+@pytest.mark.parametrize("info,options,mode", MODE_CASES, ids=MODE_IDS)
 def test_forward_mode_equals_reverse_mode(info, options, mode):
     logits, target = _case(mode, seed=44)
     loss = _build(info, mode, options)

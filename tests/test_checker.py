@@ -3,6 +3,7 @@
 import inspect
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 import stableloss
 from stableloss import check
 from stableloss.testing import Example, assert_stable, check_stability, evaluate
-from tests.stability_cases import CORE
+from tests.stability_cases import ALL, CORE
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("binary", "multiclass", "multilabel")
@@ -61,13 +62,15 @@ def test_checker_reports_nan_for_torchvision_sigmoid_focal_when_fp16_logits_over
 # Every loss in binary mode; every mode through the Dice + Focal hybrid, which runs both.
 # (tests/test_stability.py covers every loss in every mode.)
 BOUNDARY = next(c for c in CORE if c.name == "boundary-0")
+SOFT_CE = next(c for c in ALL if c.name == "softce-1")  # multiclass only, with label smoothing
 NO_FAILURE = [pytest.param(c, "binary", id=f"{c.name}-binary") for c in CORE] + [
-    pytest.param(BOUNDARY, mode, id=f"{BOUNDARY.name}-{mode}") for mode in ("multiclass", "multilabel")]
+    pytest.param(BOUNDARY, mode, id=f"{BOUNDARY.name}-{mode}") for mode in ("multiclass", "multilabel")] + [
+    pytest.param(SOFT_CE, "multiclass", id=f"{SOFT_CE.name}-multiclass")]
 
 
 @pytest.mark.parametrize("case, mode", NO_FAILURE)
 def test_checker_reports_no_failure_for_stableloss_losses(case, mode):
-    report = check_stability(case.build(mode), mode=mode, quick=True)
+    report = check_stability(case.build(mode), mode=mode, quick=True, input=case.input)
     assert report.ok, report.table()
     assert report.complete and all(cell.run == 10 for cell in report.cells.values())
 
@@ -473,3 +476,100 @@ def test_an_autocast_context_that_does_not_cast_fails_instead_of_passing(monkeyp
     assert cell.context == "fp16-autocast" and cell.failure.reason == "raised"
     assert "torch.autocast('cpu', dtype=torch.float16) does not cast" in cell.failure.exception
     assert "context 'fp16-autocast' was not checked" in cell.failure.exception
+
+
+# --- input conventions: probabilities, and the target's layout -----------------------------------------
+
+def _recording_loss(seen):
+    def loss(x, t):
+        seen.append((x.detach().clone(), t.clone()))
+        return stableloss.soft_bce_with_logits_loss(x.float().clamp(0, 1), torch.zeros_like(x, dtype=torch.float32))
+    return loss
+
+
+def test_probabilities_are_the_rounded_sigmoid_and_the_reference_sees_the_same_values():
+    example = Example("binary", (2, 1, 8, 8), "blob", "noise", 3.0, seed=5)
+    seen, referenced = [], []
+    outcome = evaluate(_recording_loss(seen), example, "fp16", input="probabilities",
+                       reference=lambda x, t: referenced.append(x.clone()) or x.sum() * 0)
+    logits, _ = example.tensors()
+    (probs, _), = seen
+    assert probs.dtype == torch.float16
+    torch.testing.assert_close(probs, torch.sigmoid(logits).half(), rtol=0, atol=0)  # rounded once, from float32
+    assert referenced[0].dtype == torch.float64 and torch.equal(referenced[0], probs.double())
+    assert outcome.grad_nonfinite == 0  # the gradient is taken with respect to the probabilities
+    multiclass = Example("multiclass", (2, 3, 8, 8), "blob", "noise", 3.0)
+    seen.clear()
+    evaluate(_recording_loss(seen), multiclass, "float32", input="probabilities", tolerance=None)
+    torch.testing.assert_close(seen[0][0].sum(1), torch.ones(2, 8, 8))  # a softmax over the classes
+
+
+@pytest.mark.parametrize("mode, layout, shape, dtype", [
+    ("binary", None, (2, 1, 8, 8), torch.float32),
+    ("binary", "indices", (2, 8, 8), torch.float32),
+    ("binary", "one-hot", (2, 1, 8, 8), torch.float32),
+    ("multiclass", None, (2, 8, 8), torch.long),
+    ("multiclass", "indices-channel", (2, 1, 8, 8), torch.long),
+    ("multiclass", "one-hot", (2, 3, 8, 8), torch.float32),
+    ("multilabel", "one-hot", (2, 3, 8, 8), torch.float32),
+])
+def test_target_layouts(mode, layout, shape, dtype):
+    channels = 1 if mode == "binary" else 3
+    example = Example(mode, (2, channels, 8, 8), "random", "noise", 1.0, seed=6)
+    seen = []
+    evaluate(_recording_loss(seen), example, "float32", target_layout=layout, tolerance=None)
+    target = seen[0][1]
+    assert tuple(target.shape) == shape and target.dtype == dtype
+    _, built = example.tensors()
+    if mode == "multiclass" and layout == "one-hot":
+        assert torch.equal(target.argmax(1), built) and bool((target.sum(1) == 1).all())
+    else:
+        assert torch.equal(target.reshape(built.shape), built)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"target_layout": "indices"}, "target_layout must be 'one-hot' (or None) with mode='multilabel'"),
+    ({"target_layout": "onehot"}, "target_layout must be None or one of ('indices', 'indices-channel', 'one-hot')"),
+    ({"input": "probs"}, "input must be one of ('logits', 'probabilities'); received 'probs'"),
+])
+def test_conventions_that_do_not_apply_are_refused_by_name(options, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_stability(stableloss.DiceLoss("multilabel"), mode="multilabel", quick=True, **options)
+
+
+def test_cli_refuses_an_index_layout_for_multilabel_targets():
+    out = run_cli("stableloss:DiceLoss", "--mode", "multilabel", "--target-layout", "indices-channel")
+    assert out.returncode == 2 and out.stdout == ""
+    assert "error: --target-layout indices-channel does not apply to --mode multilabel" in out.stderr
+
+
+SMALL_GRID = dict(contexts=["float32", "fp16"], sizes=[(2, 16, 16)], scenarios=[("noise", 1.0), ("noise", 1e5)])
+
+
+def test_monai_dice_with_to_onehot_y_runs_with_indices_channel_targets_and_fails_where_ours_holds():
+    monai_losses = pytest.importorskip("monai.losses")
+    monai_dice = monai_losses.DiceLoss(softmax=True, to_onehot_y=True)
+    without = check_stability(monai_dice, mode="multiclass", **SMALL_GRID)
+    assert all(c.failure.reason == "raised" and "labels should have a channel with length equal to one"
+               in c.failure.exception for c in without.cells.values())
+    report = check_stability(monai_dice, mode="multiclass", target_layout="indices-channel", **SMALL_GRID)
+    assert "target_layout=indices-channel" in report.title
+    assert not any(c.failure.reason == "raised" for c in report.failures)
+    assert report.cells[(("noise", 1.0), "float32")].ok
+    assert report.cells[(("noise", 1e5), "fp16")].failure.reason == "loss"  # NaN from the float16 softmax of +-inf
+    assert check_stability(stableloss.DiceLoss("multiclass"), mode="multiclass", **SMALL_GRID).ok
+
+
+def test_smp_mcc_on_probabilities_fails_in_fp16_where_ours_holds():
+    smp = pytest.importorskip("segmentation_models_pytorch")
+    theirs = check_stability(smp.losses.MCCLoss(), mode="binary", input="probabilities", **SMALL_GRID)
+    assert "input=probabilities" in theirs.title
+    assert theirs.cells[(("noise", 1.0), "float32")].ok
+    assert {c.context for c in non_finite_cells(theirs)} == {"fp16"}  # float16 products of counts overflow
+    assert check_stability(stableloss.MCCLoss(), mode="binary", input="probabilities", **SMALL_GRID).ok
+
+
+def test_cli_checks_a_probability_loss_with_input_probabilities():
+    out = run_cli("stableloss:MCCLoss", "--input", "probabilities", "--quick", "--contexts", "fp16,bf16")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "input=probabilities" in out.stdout and "18 of 18 cells hold" in out.stdout

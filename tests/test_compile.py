@@ -30,7 +30,7 @@ def _eager_and_compiled(loss, logits, target, extra=None, **compile_options):
 
 
 ONE_PER_LOSS = ("dice-1", "tversky-1", "jaccard-0", "focal-1", "logcosh-0", "seed-0", "boundary-0", "hausdorff-0",
-                "dou-0", "hybrid-0")  # one per loss: compiling is slow on CPU
+                "dou-0", "hybrid-0", "lovasz-0")  # one per loss (of those taking multilabel): compiling is slow on CPU
 
 
 @pytest.mark.parametrize("info,options", [c for c, i in zip(CASES, IDS, strict=False) if i in ONE_PER_LOSS], ids=ONE_PER_LOSS)

@@ -5,14 +5,14 @@ import torch
 
 from tests.conftest import requires_cuda
 from tests.inputs import make_case
-from tests.registry import MODES, cases
+from tests.registry import cases, mode_cases
 
-CASES, IDS = cases()
+MODE_CASES, MODE_IDS = mode_cases()
+BINARY_CASES, BINARY_IDS = cases("binary")
 
 
 @requires_cuda
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("info,options", CASES, ids=IDS)
+@pytest.mark.parametrize("info,options,mode", MODE_CASES, ids=MODE_IDS)
 def test_cuda_matches_cpu(info, options, mode):
     logits, target = make_case(mode, seed=40, spatial=(16, 16), batch=4)
     cpu_x = logits.clone().requires_grad_(True)
@@ -27,7 +27,7 @@ def test_cuda_matches_cpu(info, options, mode):
 
 @requires_cuda
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
-@pytest.mark.parametrize("info,options", CASES, ids=IDS)
+@pytest.mark.parametrize("info,options", BINARY_CASES, ids=BINARY_IDS)
 def test_cuda_autocast_fp16_bf16_real_size_finite(info, options, dtype):
     target = (torch.rand(16, 1, 512, 512, device="cuda") > 0.7).float()
     logits = (torch.randn(16, 1, 512, 512, device="cuda") * 3e4).requires_grad_(True)

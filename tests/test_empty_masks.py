@@ -1,4 +1,4 @@
-"""The documented empty-mask behaviour of each loss (README table, docstrings)."""
+"""The documented empty-mask behaviour of each loss (the table of docs/choosing-a-loss.md, docstrings)."""
 
 import pytest
 import torch

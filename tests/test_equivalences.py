@@ -6,9 +6,9 @@ import torch.nn.functional as F
 
 import stableloss
 from tests.inputs import make_case
-from tests.registry import MODES, cases
+from tests.registry import MODES, mode_cases
 
-CASES, IDS = cases()
+COMPILE_CASES, COMPILE_IDS = mode_cases(("binary", "multiclass"))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -88,8 +88,7 @@ def test_combined_loss_components_and_weights():
     assert "losses.dice" in dict(combined.named_modules())  # a submodule: .to() and state_dict reach it
 
 
-@pytest.mark.parametrize("mode", ["binary", "multiclass"])
-@pytest.mark.parametrize("info,options", CASES, ids=IDS)
+@pytest.mark.parametrize("info,options,mode", COMPILE_CASES, ids=COMPILE_IDS)
 def test_compile_fullgraph_equals_eager(info, options, mode):
     logits, target = make_case(mode, seed=18)
     loss = info.build(mode, **options)

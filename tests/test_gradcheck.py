@@ -4,13 +4,12 @@ import pytest
 import torch
 
 from tests.inputs import make_case
-from tests.registry import MODES, cases
+from tests.registry import mode_cases
 
-CASES, IDS = cases()
+MODE_CASES, MODE_IDS = mode_cases()
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("info,options", CASES, ids=IDS)
+@pytest.mark.parametrize("info,options,mode", MODE_CASES, ids=MODE_IDS)
 def test_gradcheck_float64(info, options, mode):
     logits, target = make_case(mode, seed=30, spatial=(3, 4), batch=2, scale=1.5, dtype=torch.float64)
     logits.requires_grad_(True)

@@ -14,14 +14,13 @@ from hypothesis import strategies as st
 
 from stableloss.testing import strategies as sst
 from tests import reference
-from tests.registry import MODES, cases, upper_bound
+from tests.registry import mode_cases, upper_bound
 
-CASES, IDS = cases()
+MODE_CASES, MODE_IDS = mode_cases()
 SMALL = dict(max_side=10, max_batch=3, max_channels=3)
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("info,options", CASES, ids=IDS)
+@pytest.mark.parametrize("info,options,mode", MODE_CASES, ids=MODE_IDS)
 @given(data=st.data())
 def test_loss_within_bounds(info, options, mode, data):
     logits, target = data.draw(sst.examples(mode, **SMALL)).tensors()
@@ -34,10 +33,11 @@ def test_loss_within_bounds(info, options, mode, data):
         assert loss <= high + 1e-6
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("info,options", CASES, ids=IDS)
+@pytest.mark.parametrize("info,options,mode", MODE_CASES, ids=MODE_IDS)
 @given(data=st.data())
 def test_perfect_prediction_is_the_minimum(info, options, mode, data):
+    if not info.minimum_at_perfect(options):
+        pytest.skip(f"{info.name} {options}: label smoothing puts the minimum at finite logits (registry)")
     example = data.draw(sst.examples(mode, logits=("noise", "wrong"), max_scale=1e3, **SMALL))
     logits, target = example.tensors()
     perfect, _ = type(example)(mode, example.shape, example.mask, "right", math.inf, example.seed).tensors()
@@ -47,8 +47,7 @@ def test_perfect_prediction_is_the_minimum(info, options, mode, data):
     assert info.call(logits, target, mode, **options).item() >= best - 1e-6
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("info,options", CASES, ids=IDS)
+@pytest.mark.parametrize("info,options,mode", MODE_CASES, ids=MODE_IDS)
 @given(data=st.data())
 def test_invariant_to_permuting_the_batch(info, options, mode, data):
     logits, target = data.draw(sst.examples(mode, **SMALL)).tensors()
@@ -58,11 +57,10 @@ def test_invariant_to_permuting_the_batch(info, options, mode, data):
     assert reference.close(permuted, loss, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("info,options", CASES, ids=IDS)
+@pytest.mark.parametrize("info,options,mode", MODE_CASES, ids=MODE_IDS)
 @given(data=st.data())
 def test_float32_agrees_with_float64_textbook_reference(info, options, mode, data):
     logits, target = data.draw(sst.examples(mode, **SMALL)).tensors()
     actual = info.call(logits, target, mode, **options)
-    expected = info.reference(logits, target, mode=mode, **options)
+    expected = info.expected(logits, target, mode=mode, **options)
     assert reference.close(actual, expected, rtol=1e-4, atol=1e-6), (actual.item(), expected.item())

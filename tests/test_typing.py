@@ -31,6 +31,7 @@ import stableloss as sl
 from stableloss import _typing
 from stableloss._module import TENSOR_OPTIONS, OptionsModule
 from stableloss._options import BoundaryOptions, FocalOptions, OptionSpec, RegionOptions
+from stableloss._smp_options import WeightValues
 from stableloss.hybrid import BOUNDARY_TERMS, SHARED_OPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -210,6 +211,8 @@ def keyword_type(annotation: Any) -> Any:
         return _typing.IntSequence
     if annotation == Tuple[float, ...]:
         return _typing.FloatSequence
+    if annotation == WeightValues:  # soft BCE's broadcast weights, of any shape
+        return _typing.WeightLike
     if get_origin(annotation) is Union:
         return Union[tuple(keyword_type(arg) for arg in get_args(annotation))]
     return annotation

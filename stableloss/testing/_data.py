@@ -17,7 +17,7 @@ from torch import Tensor
 from stableloss._checks import MODES
 
 MASK_KINDS = ("empty", "full", "single_pixel", "blob", "random")
-"""Foreground masks: nothing, everything, one pixel per image and class, an ellipsoid, coin flips."""
+"""Foreground masks (nothing, everything, one pixel per image and class, an ellipsoid, coin flips)."""
 
 LOGIT_KINDS = ("right", "wrong", "noise")
 """Logits ``+scale`` on the true class and ``-scale`` elsewhere (right), the opposite (wrong), or
@@ -29,7 +29,7 @@ FP16_MAX = 65504.0
 
 @dataclass(frozen=True)
 class Example:
-    """One segmentation input, described by a few numbers; :meth:`tensors` builds it.
+    """One segmentation input, described by a few numbers; :meth:`~stableloss.testing.Example.tensors` builds it.
 
     Args:
         mode: ``"binary"``, ``"multiclass"`` or ``"multilabel"``.
@@ -82,7 +82,7 @@ class Example:
         return f"{'x'.join(map(str, self.shape))} {self.mask} mask, {self.logits} logits x{self.scale:g}"
 
     def tensors(self, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
-        """The float32 logits ``(N, C, *S)`` and the target for :attr:`mode`.
+        """The float32 logits ``(N, C, *S)`` and the target for ``mode``.
 
         Targets: binary float32 ``(N, 1, *S)`` of 0/1; multiclass ``torch.long`` ``(N, *S)`` class
         indices (0 is background; "empty" means all background); multilabel float32 ``(N, C, *S)``.

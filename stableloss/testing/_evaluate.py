@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from stableloss.testing._conventions import check_convention, convert_input, convert_target
 from stableloss.testing._data import Example
 
 CONTEXTS: dict[str, tuple[torch.dtype, bool]] = {
@@ -232,6 +233,8 @@ def evaluate(
     tensors: tuple[Tensor, Tensor] | None = None,
     references: dict | None = None,
     reference_floor: float | Callable[[Example], float] = REFERENCE_FLOOR,
+    input: str = "logits",
+    target_layout: str | None = None,
 ) -> Outcome:
     """Run ``loss`` on ``example`` in ``context``: forward, backward, and compare with the reference.
 
@@ -242,7 +245,7 @@ def evaluate(
         device: ``"cpu"`` or ``"cuda"`` (autocast runs on this device type).
         tolerance: Largest relative error accepted (None: only finiteness is checked).
         reference: Optional float64 reference ``(logits, target) -> loss``; default: ``loss`` itself
-            in float64 (see :func:`reference_value`). With a tolerance, a reference that raises or
+            in float64 (see ``reference_value``). With a tolerance, a reference that raises or
             is not finite where the loss is finite fails the outcome (reason ``ref``).
         tensors: ``example.tensors(device)``, when the caller already built them.
         references: A dict the caller keeps per example to reuse references across contexts.
@@ -250,6 +253,12 @@ def evaluate(
             is ``max(|reference|, reference_floor)``), or a function of the example giving it: for a
             loss whose terms have another natural scale than 1 (a boundary loss in pixels sums
             terms of the size of the image, which may cancel to 0), ``REFERENCE_FLOOR`` times it.
+        input: What the loss takes: ``"logits"``, or ``"probabilities"`` (the example's logits
+            through a float32 sigmoid, or softmax in multiclass mode, before they are rounded; the
+            gradient is then taken with respect to them). See ``stableloss.testing._conventions``.
+        target_layout: ``None`` (the mode's own), ``"indices"``, ``"indices-channel"`` (``(N, 1, *S)``
+            class indices, MONAI's ``to_onehot_y``) or ``"one-hot"``. ``reference`` takes the input
+            and target in the same convention as ``loss``.
 
     Returns:
         An :class:`Outcome`. Exceptions raised by the loss are caught and recorded in it.
@@ -262,7 +271,10 @@ def evaluate(
     """
     if context not in CONTEXTS:
         raise ValueError(f"context must be one of {tuple(CONTEXTS)}; received {context!r}")
+    input, target_layout = check_convention(example.mode, input, target_layout)
     logits, target = example.tensors(device) if tensors is None else tensors
+    logits = convert_input(logits, example.mode, input)
+    target = convert_target(target, example.mode, target_layout, example.shape[1])
     rounded, context_target = context_inputs(logits, target, context)
     dtype, autocast = CONTEXTS[context]
     device_type = torch.device(device).type

@@ -26,6 +26,7 @@ from stableloss._checks import (
     check_mode,
     check_optional_number,
 )
+from stableloss.testing._conventions import DEFAULT_LAYOUTS, check_convention
 from stableloss.testing._data import LOGIT_KINDS, MASK_KINDS, Example, example_seed
 from stableloss.testing._evaluate import (
     CONTEXTS,
@@ -43,13 +44,13 @@ SCENARIOS: tuple[Scenario, ...] = (
     ("noise", 65504.0), ("right", 65504.0), ("wrong", 65504.0),
     ("noise", 1e5), ("right", 1e5), ("wrong", 1e5),
 )
-"""Default rows: ordinary logits, saturated ones, the float16 maximum, and past it (inf in fp16)."""
+"""Default rows ``(logit kind, scale)``, for ordinary logits, saturated ones, the float16 maximum and past it (inf in fp16)."""
 
 QUICK_SIZES = ((2, 32, 32), (1, 8, 16, 16))
 """``--quick`` sizes ``(N, *spatial)``: a small 2D batch and a small 3D volume."""
 
 SIZES = QUICK_SIZES + ((8, 256, 256), (1, 64, 64, 64))
-"""Default sizes: the quick ones plus a real 2D batch and a real 3D volume."""
+"""Default sizes, the quick ones plus a real 2D batch and a real 3D volume."""
 
 LARGE = 100_000
 """Examples with more pixels than this per channel use ``large_masks`` only (to keep runs short)."""
@@ -93,7 +94,7 @@ class Cell:
 
     @property
     def ok(self) -> bool:
-        """The cell holds: every example ran, and none failed."""
+        """True when the cell holds, that is every example ran and none failed."""
         return not self.failed and self.complete
 
     def add(self, outcome: Outcome) -> None:
@@ -156,7 +157,7 @@ class StabilityReport:
 
     @property
     def ok(self) -> bool:
-        """True when every cell holds: every example ran, and none failed."""
+        """True when every cell holds, that is every example ran and none failed."""
         return bool(self.cells) and all(cell.ok for cell in self.cells.values())
 
     @property
@@ -221,7 +222,7 @@ def _loss_name(loss: LossFn) -> str:
 
 
 def _channels(channels: object, mode: str) -> int:
-    """``C`` of every example: 1 for binary, :data:`DEFAULT_CHANNELS` otherwise, unless given."""
+    """``C`` of every example: 1 for binary, ``DEFAULT_CHANNELS`` otherwise, unless given."""
     if channels is None:
         return 1 if mode == "binary" else DEFAULT_CHANNELS
     channels = check_int("channels", channels, low=1)
@@ -275,20 +276,22 @@ def check_stability(
     time_budget: float | None = None,
     seed: int = 0,
     title: str | None = None,
+    input: str = "logits",
+    target_layout: str | None = None,
 ) -> StabilityReport:
     """Check that ``loss`` and its gradient stay finite and accurate across precision contexts.
 
     Args:
         loss: Any callable ``(logits, target) -> tensor`` (an ``nn.Module`` from any library).
         mode: ``"binary"``, ``"multiclass"`` or ``"multilabel"``: which targets to build.
-        contexts: Names from :data:`~stableloss.testing._evaluate.CONTEXTS` (default: all five).
+        contexts: Names from :data:`~stableloss.testing.CONTEXTS` (default: all five).
         device: ``"cpu"`` or ``"cuda"``; autocast contexts use this device's autocast.
         sizes: ``(N, *spatial)`` tuples (default :data:`SIZES`, or :data:`QUICK_SIZES` with ``quick``).
         scenarios: ``(logit kind, scale)`` rows (default :data:`SCENARIOS`).
-        masks: Mask kinds for examples up to :data:`LARGE` pixels per channel.
+        masks: Mask kinds for examples up to ``LARGE`` pixels per channel.
         large_masks: Mask kinds for larger examples (default: random, half the pixels
             foreground, which gives the largest sums).
-        channels: ``C`` of every example (default 1 for binary, :data:`DEFAULT_CHANNELS` = 3
+        channels: ``C`` of every example (default 1 for binary, ``DEFAULT_CHANNELS`` = 3
             otherwise, at every size). Set it to the class count that per-class options
             (``alpha``, ``class_weights``) of the loss expect.
         quick: Use :data:`QUICK_SIZES` when ``sizes`` is not given (a few seconds).
@@ -303,6 +306,11 @@ def check_stability(
             (largest sizes last) and their cells are incomplete: the report is then not ``ok``.
         seed: Base seed of every example.
         title: First line of the table (default: the loss's name, mode and device).
+        input: ``"logits"`` (default) or ``"probabilities"``: the logits' float32 sigmoid (softmax in
+            multiclass mode), rounded to each context's dtype; the gradient is checked against them.
+        target_layout: ``None`` (the mode's own), ``"indices"`` ``(N, *S)``, ``"indices-channel"``
+            ``(N, 1, *S)`` (MONAI's ``to_onehot_y``) or ``"one-hot"`` (float ``(N, C, *S)``). A given
+            ``reference`` takes the same input and target conventions as ``loss``.
 
     Returns:
         A :class:`StabilityReport`; ``report.ok`` is True only when every example of every cell
@@ -318,6 +326,7 @@ def check_stability(
         (True, 45)
     """
     mode = check_mode(mode)
+    input, target_layout = check_convention(mode, input, target_layout)
     contexts = list(dict.fromkeys(check_choices("contexts", tuple(CONTEXTS) if contexts is None else contexts, tuple(CONTEXTS))))
     if torch.device(device).type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device must be 'cpu' when no CUDA device is available; received {device!r}")
@@ -331,6 +340,10 @@ def check_stability(
         raise ValueError(f"time_budget must be a positive number of seconds, or None; received {time_budget!r}")
     where = f"channels={channels}, " if mode != "binary" else ""
     where += f"device={device}" + (" (cuda autocast)" if torch.device(device).type == "cuda" else "")
+    if input != "logits":
+        where += f", input={input}"
+    if target_layout != DEFAULT_LAYOUTS[mode]:
+        where += f", target_layout={target_layout}"
     title = title or f"stability of {_loss_name(loss)}, mode={mode!r}"
     report = StabilityReport(f"{title}, {where}", contexts, scenarios, tolerance=tolerance, time_budget=time_budget)
     for scenario in scenarios:
@@ -356,7 +369,7 @@ def check_stability(
                 for context in live:
                     outcome = evaluate(loss, example, context, device=device, tolerance=tolerance,
                                        reference=reference, tensors=tensors, references=references,
-                                       reference_floor=reference_floor)
+                                       reference_floor=reference_floor, input=input, target_layout=target_layout)
                     report.cells[(scenario, context)].add(outcome)
                 live = [c for c in live if not report.cells[(scenario, c)].failed]
     report.elapsed = time.perf_counter() - start

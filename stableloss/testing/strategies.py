@@ -36,7 +36,7 @@ from stableloss._checks import MODES, check_choices, check_int, check_mode
 from stableloss.testing._data import FP16_MAX, LOGIT_KINDS, MASK_KINDS, Example
 
 SPECIAL_SCALES = (1.0, 8.0, 12.0, 17.0, 30.0, FP16_MAX, 65519.0, 65520.0, 1e5, 1e38, math.inf)
-"""Scales worth hitting exactly: ordinary; 8 to 17, where ``1 - sigmoid(x)`` loses its digits in
+"""Scales worth hitting exactly. Ordinary; 8 to 17, where ``1 - sigmoid(x)`` loses its digits in
 float32 (``sigmoid(17)`` rounds to 1); saturated; the float16 maximum, the last value that rounds to
 it, the first that rounds to ``inf`` in float16, past it; near the bfloat16/float32 maximum; ``inf``."""
 
@@ -55,12 +55,12 @@ def modes() -> st.SearchStrategy[str]:
 
 
 def mask_kinds(kinds: Sequence[str] = MASK_KINDS) -> st.SearchStrategy[str]:
-    """Empty, full, single pixel, blob or random masks (a non-empty subset of :data:`MASK_KINDS`)."""
+    """Empty, full, single pixel, blob or random masks (a non-empty subset of :data:`~stableloss.testing.MASK_KINDS`)."""
     return st.sampled_from(check_choices("kinds", kinds, MASK_KINDS))
 
 
 def logit_kinds(kinds: Sequence[str] = LOGIT_KINDS) -> st.SearchStrategy[str]:
-    """Confidently right, confidently wrong, or noise (a non-empty subset of :data:`LOGIT_KINDS`)."""
+    """Confidently right, confidently wrong, or noise (a non-empty subset of :data:`~stableloss.testing.LOGIT_KINDS`)."""
     return st.sampled_from(check_choices("kinds", kinds, LOGIT_KINDS))
 
 
@@ -126,8 +126,8 @@ def examples(
 
     Args:
         mode: Fixed mode, or None to draw one (then ``max_channels`` must allow multiclass: >= 2).
-        masks: Mask kinds to draw from (non-empty subset of :data:`MASK_KINDS`).
-        logits: Logit kinds to draw from (non-empty subset of :data:`LOGIT_KINDS`).
+        masks: Mask kinds to draw from (non-empty subset of :data:`~stableloss.testing.MASK_KINDS`).
+        logits: Logit kinds to draw from (non-empty subset of :data:`~stableloss.testing.LOGIT_KINDS`).
         max_scale: Largest logit scale (>= 1, ``inf`` allowed; scales are drawn from [1, max_scale]).
         **shape_options: Passed to :func:`shapes` (``spatial_dims``, ``max_batch``, ``max_channels``,
             ``max_side``).

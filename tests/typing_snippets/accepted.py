@@ -23,6 +23,10 @@ from stableloss import (
     HausdorffDTLoss,
     JaccardLoss,
     LogCoshDiceLoss,
+    LovaszLoss,
+    MCCLoss,
+    SoftBCEWithLogitsLoss,
+    SoftCrossEntropyLoss,
     TverskyLoss,
     boundary_aware_loss,
     boundary_dou_loss,
@@ -32,6 +36,10 @@ from stableloss import (
     hausdorff_dt_loss,
     jaccard_loss,
     log_cosh_dice_loss,
+    lovasz_loss,
+    mcc_loss,
+    soft_bce_with_logits_loss,
+    soft_cross_entropy_loss,
     tversky_loss,
 )
 
@@ -150,3 +158,20 @@ dou_module.alpha_max = 0.5
 hybrid.ignore_index = 0
 ignoring.classes = [1, 2]
 mode: str = dou_module.mode
+
+# The rest of smp's losses: smp's positional arguments, the functions, the attributes (their docstrings)
+smp_lovasz = LovaszLoss("multiclass", True, 255, True)
+lovasz_value = lovasz_loss(x, t, mode="binary", per_image=False, ignore_index=None, from_logits=True, validate_args=True)
+soft_bce = SoftBCEWithLogitsLoss(torch.tensor([0.5]), -100, "mean", 0.1, torch.tensor([2.0]))
+soft_bce_listed = SoftBCEWithLogitsLoss(weight=[[[0.2]], [[2.0]]], pos_weight=2.0, validate_args=False)
+soft_bce_value = soft_bce_with_logits_loss(x, t, weight=np.array([0.5]), smooth_factor=0.1, reduction="sum")
+soft_ce = SoftCrossEntropyLoss("mean", 0.1, -100, 1)
+soft_ce_value = soft_cross_entropy_loss(torch.zeros(2, 3), torch.tensor([0, 2]), smooth_factor=None, dim=-1)
+mcc = MCCLoss(1e-5)
+mcc_value = mcc_loss(torch.sigmoid(x), t, eps=1e-3)
+smp_lovasz.per_image = False
+soft_bce.pos_weight = [3.0]
+pos_weight_read: Optional[Tensor] = soft_bce.pos_weight
+soft_ce.smooth_factor = None
+mcc.eps = 1e-4
+binary_mode: str = sl.BINARY_MODE

@@ -20,6 +20,10 @@ from stableloss import (
     HausdorffDTLoss,
     JaccardLoss,
     LogCoshDiceLoss,
+    LovaszLoss,
+    MCCLoss,
+    SoftBCEWithLogitsLoss,
+    SoftCrossEntropyLoss,
     TverskyLoss,
     boundary_aware_loss,
     boundary_dou_loss,
@@ -29,6 +33,10 @@ from stableloss import (
     hausdorff_dt_loss,
     jaccard_loss,
     log_cosh_dice_loss,
+    lovasz_loss,
+    mcc_loss,
+    soft_bce_with_logits_loss,
+    soft_cross_entropy_loss,
     tversky_loss,
 )
 
@@ -76,6 +84,22 @@ boundary_aware_loss(x, t, mode="binary", bondary="dou")  # rejects: bondary
 boundary_aware_loss(x, t, mode="binary", dice_weight="0.5")  # rejects: dice_weight
 CombinedLoss({"dice": DiceLoss("binary")}, weigths=[1.0])  # rejects: weigths
 CombinedLoss({"dice": DiceLoss("binary")}, weights="1")  # rejects: weights
+LovaszLoss("binary", per_imag=True)  # rejects: per_imag
+LovaszLoss("binary", per_image="yes")  # rejects: per_image
+lovasz_loss(x, t, mode="binary", ignore_indx=255)  # rejects: ignore_indx
+lovasz_loss(x, t, mode="binary", from_logits="no")  # rejects: from_logits
+SoftBCEWithLogitsLoss(smoth_factor=0.1)  # rejects: smoth_factor
+SoftBCEWithLogitsLoss(smooth_factor="0.1")  # rejects: smooth_factor
+soft_bce_with_logits_loss(x, t, pos_weigth=2.0)  # rejects: pos_weigth
+soft_bce_with_logits_loss(x, t, reduction=None)  # rejects: reduction
+SoftCrossEntropyLoss(dimension=1)  # rejects: dimension
+SoftCrossEntropyLoss(dim="1")  # rejects: dim
+soft_cross_entropy_loss(x, t, ignore_idx=255)  # rejects: ignore_idx
+soft_cross_entropy_loss(x, t, smooth_factor="0.1")  # rejects: smooth_factor
+MCCLoss(epsilon=1e-5)  # rejects: epsilon
+MCCLoss(eps="1e-5")  # rejects: eps
+mcc_loss(x, t, esp=1e-5)  # rejects: esp
+mcc_loss(x, t, validate_args="no")  # rejects: validate_args
 
 DiceLoss("binary").smooth = "1"  # rejects: smooth
 DiceLoss("binary").alpha = 0.3  # rejects: alpha
@@ -87,3 +111,7 @@ BoundaryLoss("binary").spacing = "1mm"  # rejects: spacing
 HausdorffDTLoss("binary").threshold = "0.5"  # rejects: threshold
 BoundaryDoULoss("binary").ignore_empty = 1  # rejects: ignore_empty
 BoundaryAwareLoss("binary").ignore_index = "255"  # rejects: ignore_index
+LovaszLoss("binary").per_image = "yes"  # rejects: per_image
+SoftBCEWithLogitsLoss().smooth_factor = "0.1"  # rejects: smooth_factor
+SoftCrossEntropyLoss().dim = "1"  # rejects: dim
+MCCLoss().eps = "1e-5"  # rejects: eps
