@@ -113,6 +113,10 @@ def focal_from_options(input: Tensor, target: Tensor, options: FocalOptions, *, 
         _checks.check_class_count("class_weights", len(options.class_weights), num_classes)
         if class_weights is None:
             class_weights = option_tensor(options.class_weights, torch.float32, input.device)
+    # multiclass probabilities become log p whatever the activation, as segmentation-models-pytorch's
+    # FocalLoss does: with multiclass_activation="sigmoid" (smp's) the channels are then read as
+    # sigmoid(log p) = p / (1 + p), smp's numbers; use mode="multilabel" with one-hot targets to read
+    # each channel as a sigmoid probability instead.
     logits = input if options.from_logits else logits_from_probabilities(input, mode=options.mode, eps=options.eps)
     dtype = compute_dtype(input.dtype)
     scalar_alpha = options.alpha if not isinstance(options.alpha, tuple) else None

@@ -106,3 +106,20 @@ def test_softmax_class_weights_with_focusing_follow_the_documented_formula():
     expected = (pixel_weight * per_pixel).sum() / pixel_weight.sum()
     actual = stableloss.FocalLoss("multiclass", gamma=2.0, class_weights=weights)(logits, target)
     torch.testing.assert_close(actual, expected, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("route", ["backward", "create_graph", "func"])
+def test_confident_positive_focal_gradient_is_exact_on_every_autograd_route(route):
+    # the option-spec property test found it: autograd of max(x, 0) - t x + log1p(exp(-|x|)) rounded
+    # 1 - 1 - sigmoid(-x) to 0 for x > 17 on the differentiable routes
+    x = torch.tensor([[[17.5, 20.0, 30.0]]], dtype=torch.float32, requires_grad=True)
+    t = torch.ones(1, 1, 3)
+    x64 = x.detach().double().requires_grad_(True)
+    expected, = torch.autograd.grad(stableloss.focal_loss(x64, t.double(), mode="binary", reduction="sum"), x64)
+    if route == "func":
+        grad = torch.func.grad(lambda v: stableloss.focal_loss(v, t, mode="binary", reduction="sum"))(x.detach())
+    else:
+        grad, = torch.autograd.grad(stableloss.focal_loss(x, t, mode="binary", reduction="sum"), x,
+                                    create_graph=route == "create_graph")
+    assert (grad < 0).all()
+    torch.testing.assert_close(grad.double(), expected, rtol=1e-3, atol=0)
