@@ -67,6 +67,9 @@ def check_agreement(mode: str, terms: Mapping[str, nn.Module], given: Mapping[st
     """
     for name in given:
         lacking = [t for t in terms if not takes(terms[t], name)]
+        holders = [type(term) for term in terms.values() if takes(term, name) and hasattr(type(term), "spec")]
+        if holders and not disagree({"given": as_tuple(given[name]), "default": option_default(holders[0], name)}):
+            continue  # the option's default value: a term without the option computes as if it had it
         if lacking:
             raise TypeError(f"BoundaryAwareLoss was given {name}={given[name]!r}, but the term(s) {lacking} have no "
                             f"{name} option, so they would not honour it; "

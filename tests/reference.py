@@ -25,7 +25,7 @@ def _probs(logits, mode, from_logits=True):
     x = x.clamp(-LIMIT, LIMIT)
     if mode != "multiclass":
         return _SigmoidPair.apply(x)
-    p = torch.softmax(x, 1)
+    p = _Softmax.apply(x)
     others = torch.stack([p.narrow(1, 0, c).sum(1) + p.narrow(1, c + 1, p.shape[1] - c - 1).sum(1)
                           for c in range(p.shape[1])], dim=1)
     return p, others
@@ -48,6 +48,26 @@ class _SigmoidPair(torch.autograd.Function):
         (x,) = ctx.saved_tensors
         p, q = _SigmoidPair.apply(x)
         return (grad_p - grad_q) * p * q
+
+
+class _Softmax(torch.autograd.Function):
+    """``softmax(x)`` over dim 1 with the backward ``p_k sum_j p_j (g_k - g_j)``, itself differentiable.
+
+    Autograd's ``p_k (g_k - sum_j p_j g_j)`` cancels where ``p_k`` rounds to 1 (a margin above 37 in
+    float64) and gives 0 for the label's logit; the pairwise form has no such cancellation.
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.softmax(x, 1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        p = _Softmax.apply(x)
+        pairwise = grad.unsqueeze(2) - grad.unsqueeze(1)  # [:, k, j] = g_k - g_j
+        return p * (p.unsqueeze(1) * pairwise).sum(2)
 
 
 def _targets(target, mode, num_classes, ignore_index):
@@ -80,8 +100,9 @@ def _reduce_classes(loss, classes, class_weights, reduction):
 def tversky_counts(probs, complement, target, per_image, soft):
     dims = (2,) if per_image else (0, 2)
     if soft:  # min(p, t), max(p - t, 0), max(t - p, 0) per element, written (a -+ |a|) / 2 (an even split at a tie)
-        gap = probs - target
-        slack = complement - (1 - target)  # t - p with q exact: no rounding of a confident p through 1 - p
+        # t - p, as q - (1 - t) for labels near 1 (q exact where p rounds to 1) and t - p near 0 (p exact where q does)
+        slack = torch.where(target >= 0.5, complement - (1 - target), target - probs)
+        gap = -slack
         return ((probs + target - gap.abs()) / 2).sum(dims), ((gap + gap.abs()) / 2).sum(dims), ((slack + slack.abs()) / 2).sum(dims)
     return (probs * target).sum(dims), (probs * (1 - target)).sum(dims), (complement * target).sum(dims)
 
@@ -106,7 +127,7 @@ def tversky_reference(logits, target, *, mode, alpha=0.5, beta=0.5, gamma=1.0, c
         loss = torch.where(kept, -torch.log1p(-torch.where(kept, one_minus, 0.0)), -math.log(eps))
     else:
         loss = one_minus
-    loss = _power(loss.clamp_min(0), gamma)
+    loss = _power(torch.where(loss < 0, 0.0, loss), gamma)  # clamp_min(0) would pass no gradient at a loss of 0
     if log_cosh:
         loss = torch.log1p(torch.expm1(loss) ** 2 / (2 * torch.exp(loss)))  # log cosh, as cosh - 1 = (e^x - 1)^2 / 2e^x
     if ignore_empty:
@@ -135,7 +156,7 @@ def focal_reference(logits, target, *, mode, alpha=None, gamma=2.0, ignore_index
         valid = torch.ones_like(labels, dtype=torch.bool) if ignore_index is None else labels != ignore_index
         safe = torch.where(valid, labels, 0)
         # The documented cap: a pixel costs at most 65504 (the clamp alone would allow 2 * 65504).
-        log_pt = torch.log_softmax(x, 1).gather(1, safe.unsqueeze(1)).squeeze(1).clamp_min(-LIMIT)
+        log_pt = _log_softmax_at(x, safe).clamp_min(-LIMIT)
         factor = _focal_factor(log_pt, gamma, reduced_threshold)
         loss = -factor * log_pt
         if isinstance(alpha, (list, tuple)):
@@ -176,11 +197,23 @@ def focal_reference(logits, target, *, mode, alpha=None, gamma=2.0, ignore_index
     return per_class.mean() if weights is None else (per_class * weights).sum() / weights.sum().clamp_min(1e-300)
 
 
+def _log_softmax_at(x, labels):
+    """``log softmax(x)[y]`` per pixel. Where ``y`` holds the largest logit, ``-log1p(sum_{k != y}
+    exp(x_k - x_y))``: ``x_y - logsumexp(x)`` would round a confident pixel's ``-1e-19`` to 0."""
+    x_y = x.gather(1, labels.unsqueeze(1))
+    top = x.amax(1, keepdim=True)
+    others = torch.exp(torch.minimum(x - x_y, torch.zeros(()))).scatter(1, labels.unsqueeze(1), 0.0).sum(1, keepdim=True)
+    confident = -torch.log1p(others)
+    general = x_y - top - torch.log(torch.exp(x - top).sum(1, keepdim=True))
+    return torch.where(x_y >= top, confident, general).squeeze(1)
+
+
 def _focal_factor(log_pt, gamma, reduced_threshold):
     one_minus = -torch.expm1(log_pt)
     factor = _power(one_minus, gamma)
     if reduced_threshold is not None:
-        factor = torch.where(log_pt.exp() < reduced_threshold, torch.ones_like(factor),
+        # p_t < threshold, as log p_t < log threshold: exp(log p_t) rounds a confident p_t to 1
+        factor = torch.where(log_pt < math.log(reduced_threshold), torch.ones_like(factor),
                              _power(one_minus / reduced_threshold, gamma))
     return factor
 

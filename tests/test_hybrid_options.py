@@ -128,3 +128,10 @@ def test_schedule_state_carries_its_configuration():
 def test_schedule_state_without_its_configuration_is_refused():
     with pytest.raises(ValueError, match=r"state must hold the schedule's kind and configuration besides the epoch"):
         stableloss.RebalanceSchedule().load_state_dict({"epoch": 3})
+
+
+def test_a_shared_option_at_its_default_is_accepted_by_a_term_without_it():
+    hybrid = stableloss.BoundaryAwareLoss("multiclass", boundary="boundary", classes=None, class_weights=None)
+    assert hybrid.losses["dice"].classes is None and "focal" in hybrid.losses
+    logits, target = _multiclass_batch()
+    stableloss.boundary_aware_loss(logits, target, mode="multiclass", boundary=None, classes=None)
