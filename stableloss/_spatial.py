@@ -14,6 +14,7 @@ from torch import Tensor
 from stableloss import _checks
 from stableloss._activation import activate
 from stableloss._checks.maps import check_map_settings
+from stableloss._module import OptionsModule
 from stableloss._options import BoundaryOptions
 from stableloss._overlap import flatten_target
 from stableloss._reduction import reduce_class_losses
@@ -70,7 +71,7 @@ def target_maps(target: Tensor, batch: SpatialBatch, options: BoundaryOptions, *
                                validate_args=options.validate_args)
 
 
-def checked_map(distance_map: object, batch: SpatialBatch, options: BoundaryOptions, *, inside_shift: float) -> Tensor:
+def checked_map(distance_map: object, batch: SpatialBatch, options: BoundaryOptions) -> Tensor:
     """A caller's precomputed map: a floating tensor of the input's shape, on its device, as float32.
 
     With ``validate_args`` (outside compile and ``torch.func``), the map must also be the target's
@@ -85,8 +86,8 @@ def checked_map(distance_map: object, batch: SpatialBatch, options: BoundaryOpti
     _checks.check_same_shape("distance_map", distance_map, "the input", batch.probs)
     phi = distance_map.to(batch.probs.dtype)
     if options.validate_args and not traced(phi) and not traced(batch.target):
-        check_map_settings(phi.detach(), batch.target.detach(), spacing=batch.spacing, inside_shift=inside_shift,
-                           no_surface=options.no_surface)
+        check_map_settings(phi.detach(), batch.target.detach(), spacing=batch.spacing,
+                           inside_shift=options.inside_shift, no_surface=options.no_surface)
     return phi
 
 
@@ -129,23 +130,41 @@ def reduce(losses: Tensor, options: BoundaryOptions, *, classes: Optional[Tensor
     return reduce_class_losses(losses, options.reduction, classes=classes, class_weights=class_weights)
 
 
-def map_transform(options: BoundaryOptions, *, inside_shift: float, spatial_dims: Optional[int],
-                  num_classes: Optional[int]) -> SignedDistanceTransform:
-    """The :class:`~stableloss.SignedDistanceTransform` that makes the maps a loss with ``options`` computes itself."""
-    if options.mode == "multiclass":
-        if num_classes is None:
-            raise ValueError("num_classes must be given for a multiclass loss (the transform makes one map per class); "
-                             "received num_classes=None")
-    elif num_classes is not None:
-        raise ValueError(f"num_classes must be None for a {options.mode} loss (its targets are already one channel "
-                         f"per class); received num_classes={num_classes!r}")
-    elif options.ignore_index is not None:
-        raise ValueError(f"a {options.mode} loss with ignore_index={options.ignore_index} treats ignored pixels as "
-                         "background in its maps: set them to 0 in the sample and use "
-                         "distance_transform() of a loss without ignore_index, or let the loss compute the maps")
-    if spatial_dims is None and isinstance(options.spacing, tuple):
-        spatial_dims = len(options.spacing)
-    return SignedDistanceTransform(spacing=options.spacing, spatial_dims=spatial_dims, num_classes=num_classes,
-                                   ignore_index=options.ignore_index if num_classes is not None else None,
-                                   inside_shift=inside_shift, no_surface=options.no_surface, backend=options.backend,
-                                   validate_args=options.validate_args)
+class DistanceMapLoss(OptionsModule):
+    """Base of the losses that take the target's signed distance maps (``distance_map=``)."""
+
+    def distance_transform(self, *, spatial_dims: Optional[int] = None,
+                           num_classes: Optional[int] = None) -> SignedDistanceTransform:
+        """A ``Dataset`` transform that makes the target maps this loss would compute (same ``spacing``,
+        ``inside_shift``, ``no_surface``, ``ignore_index``), to pass as ``distance_map=``.
+
+        Args:
+            spatial_dims: Number of spatial dims; needed unless ``spacing`` is a sequence.
+            num_classes: The class count (multiclass losses only: one map per class).
+
+        Example:
+            >>> import numpy as np
+            >>> from stableloss import BoundaryLoss
+            >>> criterion = BoundaryLoss("multiclass", spacing=(0.8, 0.8), ignore_index=255)
+            >>> to_map = criterion.distance_transform(num_classes=3)
+            >>> to_map(np.zeros((16, 16), dtype=np.int64)).shape
+            (3, 16, 16)
+        """
+        options = self.options
+        if options.mode == "multiclass":
+            if num_classes is None:
+                raise ValueError("num_classes must be given for a multiclass loss (the transform makes one map per "
+                                 "class); received num_classes=None")
+        elif num_classes is not None:
+            raise ValueError(f"num_classes must be None for a {options.mode} loss (its targets are already one channel "
+                             f"per class); received num_classes={num_classes!r}")
+        elif options.ignore_index is not None:
+            raise ValueError(f"a {options.mode} loss with ignore_index={options.ignore_index} treats ignored pixels as "
+                             "background in its maps: set them to 0 in the sample and use "
+                             "distance_transform() of a loss without ignore_index, or let the loss compute the maps")
+        if spatial_dims is None and isinstance(options.spacing, tuple):
+            spatial_dims = len(options.spacing)
+        return SignedDistanceTransform(spacing=options.spacing, spatial_dims=spatial_dims, num_classes=num_classes,
+                                       ignore_index=options.ignore_index if num_classes is not None else None,
+                                       inside_shift=options.inside_shift, no_surface=options.no_surface,
+                                       backend=options.backend, validate_args=options.validate_args)

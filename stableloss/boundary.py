@@ -7,10 +7,8 @@ from typing import TYPE_CHECKING, Optional
 from torch import Tensor
 
 from stableloss import _spatial
-from stableloss._module import OptionsModule
 from stableloss._options import BoundaryOptions, OptionSpec
 from stableloss._typing import BoundaryKwargs
-from stableloss.distance import SignedDistanceTransform
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -99,14 +97,14 @@ def boundary_from_options(input: Tensor, target: Tensor, options: BoundaryOption
     if distance_map is None:
         phi = _spatial.target_maps(raw_target, batch, options, inside_shift=options.inside_shift)
     else:
-        phi = _spatial.checked_map(distance_map, batch, options, inside_shift=options.inside_shift)
+        phi = _spatial.checked_map(distance_map, batch, options)
     if options.normalize:
         phi = phi / _spatial.normalizer(batch)
     losses = _spatial.class_mean(batch.probs * phi, batch.valid)
     return _spatial.reduce(losses, options, classes=classes, class_weights=class_weights)
 
 
-class BoundaryLoss(OptionsModule, _BoundaryAttributes):
+class BoundaryLoss(_spatial.DistanceMapLoss, _BoundaryAttributes):
     """Boundary loss (Kervadec et al.); a thin shell over :func:`boundary_loss`.
 
     ``BoundaryLoss(mode, *, classes=None, from_logits=True, ignore_index=None, spacing=None,
@@ -131,22 +129,3 @@ class BoundaryLoss(OptionsModule, _BoundaryAttributes):
         return boundary_from_options(input, target, self.options, distance_map=distance_map,
                                      classes=self.option_tensor("classes"),
                                      class_weights=self.option_tensor("class_weights"))
-
-    def distance_transform(self, *, spatial_dims: Optional[int] = None,
-                           num_classes: Optional[int] = None) -> SignedDistanceTransform:
-        """A ``Dataset`` transform that makes the target maps this loss would compute (same ``spacing``,
-        ``inside_shift``, ``no_surface``, ``ignore_index``), to pass as ``distance_map=``.
-
-        Args:
-            spatial_dims: Number of spatial dims; needed unless ``spacing`` is a sequence.
-            num_classes: The class count (multiclass losses only: one map per class).
-
-        Example:
-            >>> import numpy as np
-            >>> criterion = BoundaryLoss("multiclass", spacing=(0.8, 0.8), ignore_index=255)
-            >>> to_map = criterion.distance_transform(num_classes=3)
-            >>> to_map(np.zeros((16, 16), dtype=np.int64)).shape
-            (3, 16, 16)
-        """
-        return _spatial.map_transform(self.options, inside_shift=self.options.inside_shift, spatial_dims=spatial_dims,
-                                      num_classes=num_classes)

@@ -8,10 +8,9 @@ import torch
 from torch import Tensor
 
 from stableloss import _spatial
-from stableloss._module import OptionsModule
 from stableloss._options import BoundaryOptions, OptionSpec
 from stableloss._typing import HausdorffClassKwargs, HausdorffKwargs
-from stableloss.distance import SignedDistanceTransform, signed_distance_map
+from stableloss.distance import signed_distance_map
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -96,7 +95,7 @@ def hausdorff_from_options(input: Tensor, target: Tensor, options: BoundaryOptio
     if distance_map is None:
         target_distance = _spatial.target_maps(raw_target, batch, options, inside_shift=0.0).abs()
     else:
-        target_distance = _spatial.checked_map(distance_map, batch, options, inside_shift=0.0).abs()
+        target_distance = _spatial.checked_map(distance_map, batch, options).abs()
     with torch.no_grad():
         predicted = batch.probs > options.threshold
         if batch.valid is not None:
@@ -110,7 +109,7 @@ def hausdorff_from_options(input: Tensor, target: Tensor, options: BoundaryOptio
     return _spatial.reduce(losses, options, classes=classes, class_weights=class_weights)
 
 
-class HausdorffDTLoss(OptionsModule, _HausdorffAttributes):
+class HausdorffDTLoss(_spatial.DistanceMapLoss, _HausdorffAttributes):
     """Hausdorff-DT loss (Karimi and Salcudean); a thin shell over :func:`hausdorff_dt_loss`.
 
     ``HausdorffDTLoss(mode, alpha=2.0, *, threshold=0.5, classes=None, from_logits=True,
@@ -134,22 +133,3 @@ class HausdorffDTLoss(OptionsModule, _HausdorffAttributes):
         return hausdorff_from_options(input, target, self.options, distance_map=distance_map,
                                       classes=self.option_tensor("classes"),
                                       class_weights=self.option_tensor("class_weights"))
-
-    def distance_transform(self, *, spatial_dims: Optional[int] = None,
-                           num_classes: Optional[int] = None) -> SignedDistanceTransform:
-        """A ``Dataset`` transform that makes the target maps this loss would compute (same ``spacing``,
-        ``inside_shift``, ``no_surface``, ``ignore_index``), to pass as ``distance_map=``.
-
-        Args:
-            spatial_dims: Number of spatial dims; needed unless ``spacing`` is a sequence.
-            num_classes: The class count (multiclass losses only: one map per class).
-
-        Example:
-            >>> import numpy as np
-            >>> criterion = HausdorffDTLoss("multiclass", spacing=(0.8, 0.8), ignore_index=255)
-            >>> to_map = criterion.distance_transform(num_classes=3)
-            >>> to_map(np.zeros((16, 16), dtype=np.int64)).shape
-            (3, 16, 16)
-        """
-        return _spatial.map_transform(self.options, inside_shift=0.0, spatial_dims=spatial_dims,
-                                      num_classes=num_classes)

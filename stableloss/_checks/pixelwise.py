@@ -13,7 +13,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from stableloss._checks.tensors import widen_unsigned
+from stableloss._checks.tensors import check_target_tensor, widen_unsigned
 from stableloss._checks.values import is_compiling
 
 
@@ -27,16 +27,6 @@ def _check_prediction(input: object, what: str) -> Tensor:
     return input
 
 
-def _check_target_tensor(target: object, input: Tensor) -> Tensor:
-    if not isinstance(target, Tensor):
-        raise TypeError(f"target must be a torch.Tensor; received {type(target).__name__}")
-    if target.device != input.device:
-        raise ValueError(f"target must be on the input's device ({input.device}); received device {target.device}")
-    if target.is_complex():
-        raise TypeError(f"target must be real; received dtype {target.dtype}")
-    return target
-
-
 def check_same_shape_pair(input: object, target: object, *, what: str, ignore_index: Optional[int],
                           validate_args: bool) -> Tuple[Tensor, Tensor]:
     """A prediction of any shape and a target of values in [0, 1] (or ``ignore_index``) of the same shape.
@@ -46,7 +36,7 @@ def check_same_shape_pair(input: object, target: object, *, what: str, ignore_in
     (uint16/32/64 targets as int64).
     """
     input = _check_prediction(input, what)
-    target = _check_target_tensor(target, input)
+    target = check_target_tensor(target, input)
     shape, target_shape = tuple(input.shape), tuple(target.shape)
     squeezed = shape[:1] + shape[2:] if input.dim() >= 2 and shape[1] == 1 else None
     if target_shape == squeezed and target_shape != shape:
@@ -90,7 +80,7 @@ def check_class_dim_pair(input: object, target: object, *, dim: int, ignore_inde
         raise ValueError(f"dim must index a dimension of the input (shape {tuple(input.shape)}, {input.dim()} dims); "
                          f"received dim={dim}")
     dim = dim % input.dim()
-    target = _check_target_tensor(target, input)
+    target = check_target_tensor(target, input)
     if target.is_floating_point() or target.dtype == torch.bool:
         raise TypeError(f"target must hold integer class indices (torch.long or another integer dtype); "
                         f"received dtype {target.dtype}")

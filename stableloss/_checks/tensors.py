@@ -96,18 +96,24 @@ def check_input(input: object, *, mode: str, from_logits: bool = True) -> Tensor
     return input
 
 
-def check_target(target: object, input: Tensor, *, mode: str, ignore_index: Optional[int], validate_args: bool) -> Tensor:
-    """The target, checked against ``input`` (already ``(N, C, *S)``) for the given mode.
-
-    Returned as given, except that a uint16/uint32/uint64 target is returned as int64
-    (:func:`widen_unsigned`): every later op of the losses then takes it.
-    """
+def check_target_tensor(target: object, input: Tensor) -> Tensor:
+    """``target`` is a real tensor on ``input``'s device (any shape and dtype)."""
     if not isinstance(target, Tensor):
         raise TypeError(f"target must be a torch.Tensor; received {type(target).__name__}")
     if target.device != input.device:
         raise ValueError(f"target must be on the input's device ({input.device}); received device {target.device}")
     if target.is_complex():
         raise TypeError(f"target must be real; received dtype {target.dtype}")
+    return target
+
+
+def check_target(target: object, input: Tensor, *, mode: str, ignore_index: Optional[int], validate_args: bool) -> Tensor:
+    """The target, checked against ``input`` (already ``(N, C, *S)``) for the given mode.
+
+    Returned as given, except that a uint16/uint32/uint64 target is returned as int64
+    (:func:`widen_unsigned`): every later op of the losses then takes it.
+    """
+    target = check_target_tensor(target, input)
     shape, target_shape = tuple(input.shape), tuple(target.shape)
     spatial = (shape[0],) + shape[2:]
     if mode == "binary":
