@@ -81,14 +81,28 @@ def overlap_sums_reference(input: Tensor, target: Tensor, valid: Optional[Tensor
     """TP, FP and FN stacked as ``(3, ...)``, in plain differentiable operations.
 
     The definition that :class:`_OverlapSums` computes with less memory; autograd differentiates
-    this one to any order, so it serves double backward (``create_graph=True``).
+    this one to any order, so it serves double backward (``create_graph=True``), ``torch.func`` and
+    forward mode. Per pixel, with ``s = sign(max(p - t, 0) - max(q - (1 - t), 0))`` (the sign of
+    ``p - t``, right where ``p`` rounds to ``t``; its derivative is 0) and the weights
+    ``h = (1 + s) / 2``, ``l = (1 - s) / 2``::
+
+        tp = l p + h t        fp = h (p - t)        fn = l (q - (1 - t))
+
+    which are ``min(p, t)``, ``max(p - t, 0)`` and ``max(q - (1 - t), 0)`` for ``s = +-1``, and
+    whose derivatives are those of the first-order backward at every pixel, ties included (``s = 0``
+    splits them evenly; ``torch.minimum`` and ``clamp_min`` would split them their own way).
+    Ignored pixels have weight 0.
     """
     probs, complement = activate(input, activation)
+    fp_terms = (probs - target).clamp_min(0.0)
+    fn_terms = (complement - (1.0 - target)).clamp_min(0.0)
+    sign = torch.sign(fp_terms - fn_terms)
+    high, low = (1.0 + sign) / 2, (1.0 - sign) / 2
     if valid is not None:
-        probs = probs * valid
-    tp = torch.minimum(probs, target).sum(dim=dims)
-    fp = (probs - target).clamp_min(0.0).sum(dim=dims)
-    fn = (complement - (1.0 - target)).clamp_min(0.0).sum(dim=dims)
+        high, low = high * valid, low * valid
+    tp = (low * probs + high * target).sum(dim=dims)
+    fp = (high * (probs - target)).sum(dim=dims)
+    fn = (low * (complement - (1.0 - target))).sum(dim=dims)
     return torch.stack([tp, fp, fn])
 
 

@@ -621,11 +621,6 @@ KNOWN_BUGS: Dict[str, str] = {
         "FocalLoss does, and then applies a sigmoid, sigmoid(log p) = p / (1 + p): 0.308 where the same probabilities "
         "as one-hot multilabel give 0.592 (tests/test_smp_agreement.py pins smp's number); the textbook reference "
         "reads each channel as a sigmoid probability, so the case is left out"),
-    "overlap-target-gradient-at-saturation": (
-        "d loss / d target through the differentiable overlap path (create_graph=True, torch.func.grad, jvp) at a "
-        "pixel whose float32 probability rounds to its 0/1 label: torch.minimum and clamp_min split the tie where "
-        "the first-order backward uses sign(FP - FN); dice_loss(x=[20, -3, 2], t=[1, 0, 1]) gives d/dt[0] = 0.2330 "
-        "instead of 0.2438"),
     "focal-differentiable-confident-positives": (
         "second derivatives of the sigmoid focal loss for a confident pixel (create_graph=True Hessian-vector "
         "products; the first derivative on every route is exact since 00bf4d9, tests/test_focal_semantics.py): "
@@ -645,11 +640,4 @@ def known_bug(case: Case, logits: torch.Tensor, target: torch.Tensor) -> Optiona
     if ("focal-multiclass-sigmoid-probabilities" in KNOWN_BUGS and family == "focal" and case.mode == "multiclass"
             and case.value("multiclass_activation", "softmax") == "sigmoid" and not case.from_logits):
         return "focal-multiclass-sigmoid-probabilities"
-    if "overlap-target-gradient-at-saturation" in KNOWN_BUGS and family in ("region", "hybrid") and case.target_grad:
-        probs = torch.sigmoid(logits) if case.from_logits else logits
-        complement = torch.sigmoid(-logits) if case.from_logits else 1 - logits
-        labels = target.reshape(logits.shape)
-        kept = labels != case.ignore_index if case.ignore_index is not None else torch.ones_like(labels, dtype=torch.bool)
-        if bool((((probs == labels) | (complement == 1 - labels)) & kept).any()):
-            return "overlap-target-gradient-at-saturation"
     return None

@@ -415,8 +415,6 @@ def _check(case: Case, compiled: bool = False) -> None:
     if case.entry.family == "hausdorff" or (case.entry.family == "hybrid" and case.boundary == "hausdorff"):
         _assume_unambiguous_mask(case, logits)
     target_grad = case.target_grad
-    # the differentiable definitions' target gradient is wrong at saturated pixels today (KNOWN_BUGS)
-    transformed_target_grad = target_grad and bug != "overlap-target-gradient-at-saturation"
     gen = torch.Generator().manual_seed(case.seed % 1000)
 
     # the float64 reference: value, gradients (and their graph for the Hessian-vector product)
@@ -475,7 +473,7 @@ def _check(case: Case, compiled: bool = False) -> None:
         exact = "focal-differentiable-confident-positives" not in opt.KNOWN_BUGS
         _assert_gradient(grads[0], grads64[0], ignored, case, "d loss / d input (create_graph)", allowance,
                          precise=exact, hard=hard)
-        if transformed_target_grad:
+        if target_grad:
             _assert_gradient(grads[1], grads64[1], ignored_t, case, "d loss / d target (create_graph)", allowance_t)
         hvp = _grad_or_zero((grads[0] * v).sum(), x)
         hvp64 = _grad_or_zero((grads64[0] * v.double()).sum(), x64)
@@ -489,14 +487,14 @@ def _check(case: Case, compiled: bool = False) -> None:
 
     # torch.func.grad_and_value (every case): value and gradients through the differentiable definitions
     total_magnitude = m * float(weights.abs().sum())
-    grad_fn = torch.func.grad_and_value(scalar, argnums=(0, 1) if transformed_target_grad else 0)
+    grad_fn = torch.func.grad_and_value(scalar, argnums=(0, 1) if target_grad else 0)
     result, value = grad_fn(logits, target)
-    found: Tuple[Tensor, ...] = result if transformed_target_grad else (result,)
+    found: Tuple[Tensor, ...] = result if target_grad else (result,)
     _assert_close(value, total64, RTOL, ATOL * total_magnitude, "loss (torch.func)", case)
     exact = "focal-differentiable-confident-positives" not in opt.KNOWN_BUGS
     _assert_gradient(found[0], grads64[0], ignored, case, "d loss / d input (torch.func)", allowance, precise=exact,
                      hard=hard)
-    if transformed_target_grad:
+    if target_grad:
         _assert_gradient(found[1], grads64[1], ignored_t, case, "d loss / d target (torch.func)", allowance_t)
     if case.route != "jvp":
         return
@@ -506,7 +504,7 @@ def _check(case: Case, compiled: bool = False) -> None:
     tangents: Tuple[Tensor, ...] = (v,)
     expected = (grads64[0] * v.double()).sum()
     scale = (grads64[0] * v.double()).abs().sum() + (allowance * v.double().abs()).sum() / ATOL_GRAD
-    if transformed_target_grad:
+    if target_grad:
         w = torch.randn(target.shape, generator=gen)
         primals, tangents = (logits, target), (v, w)
         expected = expected + (grads64[1] * w.double()).sum()

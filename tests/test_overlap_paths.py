@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stableloss import _overlap
+from stableloss import _overlap, dice_loss
 from stableloss._overlap_hard import complement_if_hard, hard_sigmoid_sums, hard_softmax_sums
 
 IGNORE = 255
@@ -101,3 +101,36 @@ def test_multiclass_dice_takes_the_hard_softmax_path_on_cpu(monkeypatch):
     loss = stableloss.DiceLoss("multiclass")(logits, labels)
     loss.backward()
     assert calls == [1] and torch.isfinite(logits.grad).all()
+
+
+@pytest.mark.parametrize("route", ["create_graph", "func_grad", "jvp"])
+def test_differentiable_routes_give_the_first_order_target_and_input_gradients_at_saturated_pixels(route):
+    # x = 20 has sigmoid(x) == 1.0 in float32: the pixel ties with its label. torch.minimum and
+    # clamp_min split such ties their own way; the first-order backward uses sign(FP - FN). Every
+    # route must give the same gradients, and the float64 gradients (where nothing ties).
+    logits = torch.tensor([20.0, -3.0, 2.0, -20.0]).view(1, 1, 4)
+    target = torch.tensor([1.0, 0.0, 1.0, 0.0]).view(1, 1, 4)
+
+    def loss(x, t):
+        return dice_loss(x, t, mode="binary", validate_args=False)
+
+    x64, t64 = logits.double().requires_grad_(), target.double().requires_grad_()
+    loss(x64, t64).backward()
+    x, t = logits.clone().requires_grad_(), target.clone().requires_grad_()
+    loss(x, t).backward()
+    first_order = (x.grad, t.grad)
+    if route == "create_graph":
+        x2, t2 = logits.clone().requires_grad_(), target.clone().requires_grad_()
+        routed = torch.autograd.grad(loss(x2, t2), (x2, t2), create_graph=True)
+    elif route == "func_grad":
+        routed = torch.func.grad(loss, argnums=(0, 1))(logits, target)
+    else:  # forward mode, one basis direction at a time
+        def directional(index, of_target):
+            tangent = torch.zeros(4).view(1, 1, 4)
+            tangent.view(-1)[index] = 1.0
+            tangents = (torch.zeros_like(logits), tangent) if of_target else (tangent, torch.zeros_like(target))
+            return torch.func.jvp(loss, (logits, target), tangents)[1]
+        routed = tuple(torch.stack([directional(i, of_target) for i in range(4)]).view(1, 1, 4) for of_target in (False, True))
+    for got, first, exact in zip(routed, first_order, (x64.grad, t64.grad), strict=True):
+        torch.testing.assert_close(got.detach(), first, rtol=1e-6, atol=1e-9)
+        torch.testing.assert_close(got.detach().double(), exact, rtol=1e-5, atol=1e-9)

@@ -52,7 +52,7 @@ def check_same_shape_pair(input: object, target: object, *, what: str, ignore_in
 
 
 def _check_unit_values(target: Tensor, ignore_index: Optional[int], extra: str) -> None:
-    low, high = (float(v) for v in torch.aminmax(target))
+    low, high = (float(v) for v in torch.aminmax(target.detach()))
     if math.isnan(low) or math.isnan(high):
         raise ValueError("target must not contain NaN; received a target with NaN values")
     if 0.0 <= low and high <= 1.0:
@@ -61,7 +61,7 @@ def _check_unit_values(target: Tensor, ignore_index: Optional[int], extra: str) 
         kept = target[target != ignore_index]  # only to name the offending range, or to pass
         if kept.numel() == 0:
             return
-        low, high = (float(v) for v in torch.aminmax(kept))
+        low, high = (float(v) for v in torch.aminmax(kept.detach()))
         if 0.0 <= low and high <= 1.0:
             return
     raise ValueError(f"target must hold values in [0, 1]{extra}; received values in [{low}, {high}]")

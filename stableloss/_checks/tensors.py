@@ -158,7 +158,7 @@ def check_target_values(target: Tensor, *, num_classes: int, mode: str, ignore_i
     """
     if target.dtype == torch.bool or target.numel() == 0:
         return
-    low, high = (float(v) for v in torch.aminmax(target))
+    low, high = (float(v) for v in torch.aminmax(target.detach()))
     if mode == "multiclass":
         good_low, good_high = 0.0, float(num_classes - 1)
     else:
@@ -170,10 +170,10 @@ def check_target_values(target: Tensor, *, num_classes: int, mode: str, ignore_i
     if ignore_index is not None and ignore_index in (low, high):
         # An extreme value is ignore_index (255 is the usual one): its pixels read as 0, a valid value.
         filled = target.masked_fill(target == ignore_index, 0)
-        if all(good_low <= float(v) <= good_high for v in torch.aminmax(filled)):
+        if all(good_low <= float(v) <= good_high for v in torch.aminmax(filled.detach())):
             return
         kept = target[target != ignore_index]  # only to name the offending range in the message
-        low, high = (float(v) for v in torch.aminmax(kept))
+        low, high = (float(v) for v in torch.aminmax(kept.detach()))
     if mode == "multiclass":
         extra = "" if ignore_index is None else f" or ignore_index={ignore_index}"
         raise ValueError(
