@@ -629,9 +629,9 @@ KNOWN_BUGS: Dict[str, str] = {
         "focal loss's autograd routes get the rounding allowance of their residual"),
 }
 """Combinations the property test leaves out because the library gets them wrong today (reported with
-a reproduction): the focal case is skipped; for the target gradient, only the differentiable routes'
-(``create_graph=True``, ``torch.func``) target gradients are not compared. Delete an entry when its
-bug is fixed: the test then covers the combination again."""
+a reproduction): the smp-convention focal case is skipped; while the confident-positive entry is listed,
+the sigmoid focal loss's autograd routes get the rounding allowance of their residual. Delete an entry
+when its bug is fixed: the test then covers the combination again."""
 
 
 def known_bug(case: Case, logits: torch.Tensor, target: torch.Tensor) -> Optional[str]:
