@@ -4,7 +4,7 @@ Usage::
 
     python -m stableloss.check MODULE:ATTR [--mode binary] [--kwargs JSON] [--channels C]
                                [--input logits|probabilities] [--target-layout indices|indices-channel|one-hot]
-                               [--device cpu|cuda] [--quick] [--contexts ...] [--time-budget S] [--seed N]
+                               [--target-format smp|monai] [--device cpu|cuda] [--quick] [--contexts ...] [--time-budget S] [--seed N]
 
 ``MODULE:ATTR`` names the loss, e.g. ``segmentation_models_pytorch.losses:DiceLoss`` or
 ``stableloss:FocalLoss`` (``ATTR`` may be dotted). How it becomes a ``(logits, target) -> loss``
@@ -28,6 +28,13 @@ in multiclass mode) of the logits, rounded to each context's dtype (segmentation
 ``(N, *S)``, indices with a channel dim ``(N, 1, *S)`` (MONAI's ``to_onehot_y=True``) or a float
 one-hot ``(N, C, *S)``.
 
+``--target-format`` names a library's whole target convention instead: ``smp`` (the mode's own layout,
+as above) or ``monai`` (binary and multilabel masks ``(N, C, *S)``; multiclass ``(N, 1, *S)`` indices
+when ``to_onehot_y`` is true, in ``--kwargs`` or by the constructor's default, else a float one-hot
+``(N, C, *S)``). It is ``monai`` for a loss under ``monai`` or ``stableloss.monai`` (``monai.losses:DiceLoss``,
+``stableloss.monai:DiceCELoss``) and ``smp`` otherwise; ``--target-format`` overrides the guess, and
+``--target-layout`` (which may not be given with it) sets the layout itself.
+
 Exit status: 0 when every cell ran every example and held; 1 when a cell fails; 2 on a usage error
 (bad arguments, a module or attribute that cannot be imported, a constructor that fails, a keyword
 the loss does not take); 3 when nothing failed but the time budget ran out before every example ran
@@ -49,7 +56,15 @@ from collections.abc import Callable
 import torch
 
 from stableloss._checks import MODES
-from stableloss.testing._conventions import INPUTS, TARGET_LAYOUTS, check_convention, convert_input, convert_target
+from stableloss.testing._conventions import (
+    INPUTS,
+    TARGET_FORMATS,
+    TARGET_LAYOUTS,
+    check_convention,
+    convert_input,
+    convert_target,
+    format_layout,
+)
 from stableloss.testing._data import Example
 from stableloss.testing._evaluate import CONTEXTS
 from stableloss.testing.checker import DEFAULT_CHANNELS, check_stability
@@ -116,6 +131,49 @@ def build_loss(obj: object, *, mode: str, kwargs: dict) -> Callable:
             raise UsageError(f"--kwargs cannot be applied to an existing callable object {type(obj).__name__}")
         return obj
     raise UsageError(f"the attribute must be a loss class, function or callable; received {type(obj).__name__}")
+
+
+MONAI_MODULES = ("monai", "stableloss.monai")
+"""Packages whose losses take MONAI's targets (``--target-format monai`` unless told otherwise)."""
+
+
+def guess_target_format(spec: str) -> str:
+    """``"monai"`` for a ``MODULE:ATTR`` under one of :data:`MONAI_MODULES`, else ``"smp"``."""
+    module = spec.partition(":")[0]
+    return "monai" if any(module == m or module.startswith(m + ".") for m in MONAI_MODULES) else "smp"
+
+
+def takes_onehot_y(obj: object, kwargs: dict) -> bool:
+    """Whether the loss one-hot encodes its target: ``to_onehot_y`` from ``kwargs``, else its default.
+
+    The default is the constructor's (or function's) ``to_onehot_y`` default, or an existing
+    object's ``to_onehot_y`` attribute; False when it has none.
+    """
+    if "to_onehot_y" in kwargs:
+        return bool(kwargs["to_onehot_y"])
+    if inspect.isclass(obj) or inspect.isfunction(obj):
+        try:
+            parameter = inspect.signature(obj).parameters.get("to_onehot_y")
+        except (TypeError, ValueError):
+            parameter = None
+        return parameter is not None and parameter.default is True
+    return getattr(obj, "to_onehot_y", False) is True
+
+
+def target_layout(args: argparse.Namespace, obj: object, kwargs: dict) -> tuple[str | None, str]:
+    """The target layout the command line asks for, and how it was chosen (for the title).
+
+    ``--target-layout`` as given; else the layout of ``--target-format``, or of the format
+    :func:`guess_target_format` reads from the loss's name. ``None``: the mode's own.
+    """
+    if args.target_layout is not None:
+        return args.target_layout, ""
+    target_format = args.target_format or guess_target_format(args.loss)
+    if target_format == "smp":
+        return None, ""
+    how = "" if args.target_format else " (from the name)"
+    layout = format_layout(target_format, args.mode, to_onehot_y=takes_onehot_y(obj, kwargs))
+    return layout, f", target_format={target_format}{how}"
 
 
 PER_CLASS = ("alpha", "class_weights", "weight")
@@ -212,6 +270,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="target layout: indices (N, *S), indices-channel (N, 1, *S) as MONAI's to_onehot_y, or "
                         "one-hot (N, C, *S) (default: the mode's own: binary (N, 1, *S) masks, multiclass indices, "
                         "multilabel one-hot)")
+    parser.add_argument("--target-format", default=None, choices=TARGET_FORMATS,
+                        help="a library's target convention: smp (the mode's own layout) or monai ((N, 1, *S) indices "
+                        "when to_onehot_y, else one-hot; binary and multilabel masks) (default: monai for a loss under "
+                        "monai or stableloss.monai, else smp); not with --target-layout")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device (default: cpu)")
     parser.add_argument("--quick", action="store_true", help="small sizes only (a few seconds)")
     parser.add_argument("--contexts", default=None, help=f"comma-separated subset of {','.join(CONTEXTS)}")
@@ -219,7 +281,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="seconds (> 0); examples left when it runs out are skipped, and the run exits 3 "
                         "(or 1 if a cell failed)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.target_layout is not None and args.target_format is not None:
+        parser.error("--target-layout and --target-format cannot be given together (the layout is the format's)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,20 +316,22 @@ def main(argv: list[str] | None = None) -> int:
             check_convention(args.mode, args.input, args.target_layout)
         except ValueError as exc:
             raise UsageError(f"--target-layout {args.target_layout} does not apply to --mode {args.mode}: {exc}") from None
-        loss = build_loss(resolve(args.loss), mode=args.mode, kwargs=kwargs)
+        obj = resolve(args.loss)
+        layout, layout_note = target_layout(args, obj, kwargs)
+        loss = build_loss(obj, mode=args.mode, kwargs=kwargs)
         if isinstance(loss, torch.nn.Module):
             loss = loss.to(args.device)
         first_channels = channels or (1 if args.mode == "binary" else DEFAULT_CHANNELS)
         check_first_call(loss, kwargs, mode=args.mode, channels=first_channels, device=args.device, input=args.input,
-                         target_layout=args.target_layout)
+                         target_layout=layout)
     except UsageError as exc:
         print(f"python -m stableloss.check: error: {exc}", file=sys.stderr)
         return 2
     shown = args.loss + (f" {json.dumps(kwargs)}" if kwargs else "")
     report = check_stability(loss, mode=args.mode, contexts=contexts, device=args.device, quick=args.quick,
                              channels=channels, time_budget=args.time_budget, seed=args.seed, input=args.input,
-                             target_layout=args.target_layout,
-                             title=f"stability of {shown}, mode={args.mode!r}" + (" (quick)" if args.quick else ""))
+                             target_layout=layout, title=f"stability of {shown}, mode={args.mode!r}{layout_note}"
+                             + (" (quick)" if args.quick else ""))
     print(report.table())
     return 1 if report.failures else 0 if report.ok else 3
 

@@ -11,6 +11,10 @@ The checker builds every example as float32 logits and a target in the mode's ow
   a channel dim, ``(N, 1, *S)``, as MONAI's ``to_onehot_y=True`` expects) or ``"one-hot"`` (float
   ``(N, C, *S)``). Binary targets are float 0/1 masks in every layout (``"indices"`` drops the
   channel dim); multilabel targets are one mask per class, so only ``"one-hot"`` applies.
+
+A library's whole convention is a ``target_format`` (:func:`format_layout`): ``"smp"``, each mode's
+own layout, or ``"monai"``, where a multiclass target is ``(N, 1, *S)`` indices when the loss one-hot
+encodes it itself (``to_onehot_y=True``) and a float one-hot ``(N, C, *S)`` otherwise.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from stableloss._checks import check_mode
+from stableloss._checks import check_choice, check_mode
 
 INPUTS = ("logits", "probabilities")
 """What the loss takes as its first argument."""
@@ -30,6 +34,27 @@ TARGET_LAYOUTS = ("indices", "indices-channel", "one-hot")
 
 DEFAULT_LAYOUTS = {"binary": "indices-channel", "multiclass": "indices", "multilabel": "one-hot"}
 """The layout of :meth:`~stableloss.testing.Example.tensors`' targets, per mode."""
+
+
+TARGET_FORMATS = ("smp", "monai")
+"""Target conventions of whole libraries (see :func:`format_layout`)."""
+
+
+def format_layout(target_format: str, mode: str, *, to_onehot_y: bool = False) -> str:
+    """The target layout a library's convention gives ``mode``.
+
+    ``"smp"`` (segmentation-models-pytorch, stableloss): each mode's own layout
+    (:data:`DEFAULT_LAYOUTS`). ``"monai"``: binary ``(N, 1, *S)`` and multilabel ``(N, C, *S)`` masks as
+    well; multiclass ``"indices-channel"`` ``(N, 1, *S)`` when ``to_onehot_y`` (the loss one-hot encodes
+    the target), else ``"one-hot"`` (MONAI's losses never take ``(N, *S)`` indices).
+
+    Raises:
+        ValueError: For an unknown ``target_format`` or ``mode``.
+    """
+    mode = check_mode(mode)
+    if check_choice("target_format", target_format, TARGET_FORMATS) == "smp" or mode != "multiclass":
+        return DEFAULT_LAYOUTS[mode]
+    return "indices-channel" if to_onehot_y else "one-hot"
 
 
 def check_convention(mode: str, input: object = "logits", target_layout: object = None) -> Tuple[str, str]:
