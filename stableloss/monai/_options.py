@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from stableloss import _checks
 from stableloss._reduction import check_reduction
+from stableloss.monai._prepare import check_activation_options
 
 Weight = Union[Sequence[float], float, int, Tensor, None]
 
@@ -62,3 +63,24 @@ def check_smooth(smooth_nr: object, smooth_dr: object) -> tuple[float, float]:
 def check_lambda(name: str, value: object) -> float:
     """A term weight (``lambda_dice``, ``lambda_ce``, ...): a finite number >= 0, as MONAI requires."""
     return _checks.check_number(name, value, low=0.0)
+
+
+class MonaiRegionLoss(nn.Module):
+    """Shared constructor checks: activation flags, common flags, smoothing."""
+
+    def _set_common(self, *, include_background: bool, to_onehot_y: bool, sigmoid: bool, softmax: bool,
+                    other_act: Optional[Callable], reduction: object, smooth_nr: float, smooth_dr: float,
+                    batch: bool, soft_label: bool) -> None:
+        check_activation_options(_checks.check_bool("sigmoid", sigmoid), _checks.check_bool("softmax", softmax),
+                                 other_act)
+        self.reduction = check_common(include_background=include_background, to_onehot_y=to_onehot_y, batch=batch,
+                                      reduction=reduction)
+        self.include_background, self.to_onehot_y, self.batch = include_background, to_onehot_y, batch
+        self.sigmoid, self.softmax, self.other_act = sigmoid, softmax, other_act
+        self.smooth_nr, self.smooth_dr = check_smooth(smooth_nr, smooth_dr)
+        self.soft_label = _checks.check_bool("soft_label", soft_label)
+
+    def _activation(self) -> dict:
+        return dict(include_background=self.include_background, to_onehot_y=self.to_onehot_y, sigmoid=self.sigmoid,
+                    softmax=self.softmax, other_act=self.other_act, reduction=self.reduction,
+                    smooth_nr=self.smooth_nr, smooth_dr=self.smooth_dr, batch=self.batch, soft_label=self.soft_label)

@@ -69,12 +69,11 @@ class DiceCELoss(nn.Module):
         cross-entropy always weights every class, background included (MONAI issue 7729).
 
     Args:
-        include_background, to_onehot_y, sigmoid, softmax, other_act, squared_pred, jaccard,
-            smooth_nr, smooth_dr, batch: The Dice term's (see :class:`~stableloss.monai.DiceLoss`).
-        reduction: ``"mean"`` or ``"sum"`` (MONAI has no ``"none"`` here).
         weight: One weight per class (cross-entropy) or a number.
+        reduction: ``"mean"`` or ``"sum"`` (MONAI has no ``"none"`` here).
         lambda_dice, lambda_ce: Term weights (>= 0).
         label_smoothing: Cross-entropy label smoothing in [0, 1].
+        Others: The Dice term's (see :class:`~stableloss.monai.DiceLoss`).
 
     Example:
         >>> loss = DiceCELoss(softmax=True, to_onehot_y=True)

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from stableloss import _checks
-from stableloss.monai._options import Weight, check_common, check_smooth, check_weight, class_weights
-from stableloss.monai._prepare import check_activation_options, prepare, reduce_axes, reduce_monai
+from stableloss.monai._options import MonaiRegionLoss, Weight, check_weight, class_weights
+from stableloss.monai._prepare import prepare, reduce_axes, reduce_monai
 from stableloss.monai._region import counts, dice_from_counts, false_counts
 
 W_TYPES = ("simple", "square", "uniform")
@@ -88,28 +88,7 @@ def tversky_loss(input: Tensor, target: Tensor, *, include_background: bool = Tr
     return loss.sum() if reduction == "sum" else loss  # "none": (B, C), or (C,) with batch=True
 
 
-class _MonaiRegionLoss(nn.Module):
-    """Shared constructor checks: activation flags, common flags, smoothing."""
-
-    def _set_common(self, *, include_background: bool, to_onehot_y: bool, sigmoid: bool, softmax: bool,
-                    other_act: Optional[Callable], reduction: object, smooth_nr: float, smooth_dr: float,
-                    batch: bool, soft_label: bool) -> None:
-        check_activation_options(_checks.check_bool("sigmoid", sigmoid), _checks.check_bool("softmax", softmax),
-                                 other_act)
-        self.reduction = check_common(include_background=include_background, to_onehot_y=to_onehot_y, batch=batch,
-                                      reduction=reduction)
-        self.include_background, self.to_onehot_y, self.batch = include_background, to_onehot_y, batch
-        self.sigmoid, self.softmax, self.other_act = sigmoid, softmax, other_act
-        self.smooth_nr, self.smooth_dr = check_smooth(smooth_nr, smooth_dr)
-        self.soft_label = _checks.check_bool("soft_label", soft_label)
-
-    def _activation(self) -> dict:
-        return dict(include_background=self.include_background, to_onehot_y=self.to_onehot_y, sigmoid=self.sigmoid,
-                    softmax=self.softmax, other_act=self.other_act, reduction=self.reduction,
-                    smooth_nr=self.smooth_nr, smooth_dr=self.smooth_dr, batch=self.batch, soft_label=self.soft_label)
-
-
-class DiceLoss(_MonaiRegionLoss):
+class DiceLoss(MonaiRegionLoss):
     """MONAI's ``DiceLoss``, finite under float16: the same constructor, inputs and numbers in float32.
 
     .. math::
@@ -119,7 +98,7 @@ class DiceLoss(_MonaiRegionLoss):
     per image ``b`` (or over the batch with ``batch=True``) and class ``c``, with ``o = 2`` for
     ``squared_pred``; ``jaccard=True`` gives ``1 - (2 TP + s_nr) / (2 (P + G - TP) + s_dr)``;
     ``soft_label=True`` uses ``TP = sum min(p, t)``. The sums are float32 of non-negative terms
-    (:mod:`stableloss.monai._region`), the loss float32 whatever the input dtype.
+    (``stableloss.monai._region``), the loss float32 whatever the input dtype.
 
     Args:
         include_background: Score channel 0 (False drops it from input and target).
@@ -181,7 +160,7 @@ class DiceLoss(_MonaiRegionLoss):
                          weight=self.class_weight, ignore_index=self.ignore_index, **self._activation())
 
 
-class GeneralizedDiceLoss(_MonaiRegionLoss):
+class GeneralizedDiceLoss(MonaiRegionLoss):
     """MONAI's ``GeneralizedDiceLoss`` (Sudre et al. 2017), finite under float16.
 
     .. math::
@@ -194,9 +173,9 @@ class GeneralizedDiceLoss(_MonaiRegionLoss):
     of its image (of the batch with ``batch=True``), as in MONAI.
 
     Args:
-        include_background, to_onehot_y, sigmoid, softmax, other_act, reduction, smooth_nr,
-            smooth_dr, batch, soft_label: As for :class:`DiceLoss`.
         w_type: ``"square"``, ``"simple"`` or ``"uniform"``.
+        Others: As for :class:`DiceLoss` (which also has ``squared_pred``, ``jaccard``, ``weight`` and
+            ``ignore_index``; this loss has not).
 
     Shape:
         - output: a float32 scalar, or ``(B, 1, 1, ...)`` (``(1, 1, ...)`` with ``batch``) for ``"none"``.
@@ -226,7 +205,7 @@ class GeneralizedDiceLoss(_MonaiRegionLoss):
         return generalized_dice_loss(input, target, w_type=self.w_type, **self._activation())
 
 
-class TverskyLoss(_MonaiRegionLoss):
+class TverskyLoss(MonaiRegionLoss):
     """MONAI's ``TverskyLoss`` (Salehi et al. 2017), finite under float16.
 
     .. math::
