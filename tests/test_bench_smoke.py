@@ -173,3 +173,19 @@ def test_gpu_evidence_cpu_interpreter_smoke_writes_one_report_and_fails_with_a_f
     summary = (tmp_path / "report" / "evidence.md").read_text()
     assert "smoke run on CPU under Triton's interpreter" in summary and "not evidence" in summary
     assert "[agreement 6/6] hybrid multilabel" in proc.stdout and "FAIL: wrote" in proc.stdout
+
+
+def test_monai_speed_quick_rows_side_by_side(tmp_path):
+    pytest.importorskip("monai")
+    stdout = _run("monai_speed.py", tmp_path, "--losses", "DiceCELoss,FocalLoss,DeepSupervisionLoss",
+                  "--repeats", "1", "--warmup", "0")
+    data = json.loads((tmp_path / "monai_speed.json").read_text())
+    rows = {(row["shape"], row["loss"]): row for row in data["rows"]}
+    assert set(rows) == {(shape, loss) for shape in ("4x1x64x64", "1x3x24x24x24")
+                         for loss in ("DiceCELoss", "FocalLoss", "DeepSupervisionLoss")}
+    for row in rows.values():
+        assert row["monai_ms"] > 0 and row["stableloss_ms"] > 0
+        assert row["x_monai"] == pytest.approx(row["stableloss_ms"] / row["monai_ms"])
+        assert row["finite_fp16_stableloss"] is True  # the stability promise, with logits at +-inf
+    assert rows[("1x3x24x24x24", "DiceCELoss")]["finite_fp16_monai"] is False  # MONAI's softmax DiceCE: NaN
+    assert "x_monai" in stdout

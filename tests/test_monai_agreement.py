@@ -166,6 +166,15 @@ def test_values_shapes_and_gradients_agree_with_monai(name, kwargs, shape):
     assert_agree(name, kwargs, shape, seed=len(str(kwargs)))
 
 
+FOCAL = [(name, kwargs) for name, kwargs in CASES if name == "FocalLoss"]
+
+
+@pytest.mark.parametrize("name, kwargs", FOCAL, ids=[f"{n}-{i}" for i, (n, _) in enumerate(FOCAL)])
+def test_focal_classification_input_agrees_with_monai(name, kwargs):
+    """MONAI's FocalLoss also takes (B, C) classification logits with (B, 1) or (B, C) targets."""
+    assert_agree(name, kwargs, (5, 3), seed=3)
+
+
 SOFT = [(name, kwargs) for name, kwargs in CASES if not kwargs.get("to_onehot_y", False)
         and kwargs.get("ignore_index") is None and name != "HausdorffDTLoss"]
 

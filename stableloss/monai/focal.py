@@ -67,7 +67,7 @@ def focal_loss(input: Tensor, target: Tensor, *, include_background: bool = True
                gamma: float = 2.0, alpha: Optional[Tensor] = None, weight: Optional[Tensor] = None,
                reduction: str = "mean", use_softmax: bool = False, ignore_index: Optional[int] = None) -> Tensor:
     """MONAI's focal loss (see :class:`FocalLoss`), as a function; arguments are not re-checked."""
-    input = check_input(input)
+    input = check_input(input, min_dims=2)
     num_classes = input.shape[1]
     logits = saturate(input)
     flat_target = target
@@ -116,6 +116,8 @@ def reduce_focal(loss: Tensor, reduction: str, mask: Optional[Tensor]) -> Tensor
         return loss
     spatial = list(range(2, loss.dim()))
     if reduction == "sum":
+        if not spatial:  # (B, C) classification output: MONAI's mean over no dims is a mean over all
+            return loss.sum() / (loss.numel() if mask is None else mask.sum().clamp_min(torch.finfo(mask.dtype).eps))
         if mask is None:
             return loss.mean(dim=spatial).sum()
         count = mask.sum(dim=spatial, keepdim=True).clamp_min(torch.finfo(mask.dtype).eps)
@@ -160,7 +162,8 @@ class FocalLoss(nn.Module):
         ignore_index: Target value (``(B, 1, *S)``) or channel (one-hot) left out.
 
     Shape:
-        - input: ``(B, C, *S)`` logits, any float dtype; target as for :class:`~stableloss.monai.DiceLoss`.
+        - input: ``(B, C, *S)`` logits, any float dtype, or ``(B, C)`` classification logits as MONAI
+          accepts them; target as for :class:`~stableloss.monai.DiceLoss`.
         - output: a float32 scalar, or ``(B, C', *S)`` for ``"none"``.
 
     Example:
