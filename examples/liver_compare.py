@@ -1,6 +1,6 @@
 """Compare losses on the liver example: train every loss x seed, one run after another, and tabulate.
 
-    python examples/liver_compare.py                                  # 6 losses x seeds 0 1 2, default settings
+    python examples/liver_compare.py                                  # 8 losses x seeds 0 1 2, default settings
     python examples/liver_compare.py --losses dice boundary --seeds 0 -- --quick --threads 1
 
 Everything after ``--`` goes to ``examples/train_liver.py`` unchanged (the runner sets ``--loss``,
@@ -39,7 +39,7 @@ from liver.losses import LOSSES, RECIPES
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-DEFAULT_LOSSES = ("dice", "seed", "boundary", "boundary-loss", "hausdorff", "boundary-dou")
+DEFAULT_LOSSES = ("dice", "seed", "boundary", "boundary-loss", "hausdorff", "boundary-dou", "nnunet", "monai-dicece")
 METRICS = (("val_dice", "Dice"), ("val_hd95_mm", "HD95 (mm)"), ("val_assd_mm", "ASSD (mm)"),
            ("seconds_per_epoch", "s/epoch"))
 RESERVED = ("--loss", "--seed", "--out-dir", "--resume")

@@ -27,6 +27,15 @@ Where the weights come from (change them here, in :data:`RECIPES`):
   Hausdorff weight is :data:`HAUSDORFF_WEIGHT` (how it was chosen: see there).
 - ``boundary-dou``: Sun et al. (MICCAI 2023) train with their boundary DoU loss alone; here it is
   averaged with Dice (0.5 each: both are ratios in [0, 1]).
+- ``nnunet``: nnU-Net's Dice + cross-entropy (:func:`stableloss.monai.nnunet_dice_ce`: batch Dice
+  without background, smooth 1e-5, weights 1 and 1). For the binary target, whose network has one
+  output channel, the same loss in sigmoid form: a two-class softmax with the background logit 0 is
+  ``sigmoid(x)``, its cross-entropy is the binary one and its foreground Dice is the sigmoid Dice, so
+  ``DiceCELoss(sigmoid=True, batch=True, smooth 1e-5)`` is nnU-Net's loss for that network (deep
+  supervision is not used: the example's U-Net has one output).
+- ``monai-dicece``: what a MONAI user writes, ``DiceCELoss(sigmoid=True)`` for the binary target and
+  ``DiceCELoss(softmax=True, to_onehot_y=True)`` for the multiclass one, from :mod:`stableloss.monai`
+  (same numbers as MONAI's in float32, finite in float16).
 
 Short runs leave a schedule little room: with the default 8 epochs, Kervadec's boundary weight
 goes from 0.01 to 0.08 (of 1, in pixels) and the region weight from 1 to 0.93; the region weight
@@ -34,7 +43,8 @@ reaches its 0.1 floor after 90 epochs.
 
 Under DDP (``global_batch=True``) the Dice-family terms compute their statistics over the global
 batch. Boundary and Hausdorff-DT terms are pixel means, which DDP's gradient averaging already makes
-global (equal batches per process); the boundary DoU term has no ``global_batch`` and uses each
+global (equal batches per process); the boundary DoU term and the :mod:`stableloss.monai` recipes
+(``nnunet``, ``monai-dicece``, as in MONAI and nnU-Net) have no ``global_batch`` and use each
 process's batch.
 """
 
@@ -45,6 +55,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import torch
 
 from stableloss import (
     BoundaryAwareLoss,
@@ -59,6 +71,8 @@ from stableloss import (
     TverskyLoss,
 )
 from stableloss.hybrid import BOUNDARY_TERMS, DEFAULT_BOUNDARY, default_weights
+from stableloss.monai import DiceCELoss as MonaiDiceCELoss
+from stableloss.monai import nnunet_dice_ce
 
 HAUSDORFF_WEIGHT = 10.0
 """Weight of the normalised Hausdorff-DT term next to Dice (weight 1) in ``--loss hausdorff``.
@@ -150,6 +164,38 @@ def _kervadec(s: LossSettings) -> BoundaryAwareLoss:
                              schedule=RebalanceSchedule())
 
 
+class MonaiTarget(torch.nn.Module):
+    """A :mod:`stableloss.monai` loss fed the trainer's targets in MONAI's layout.
+
+    The trainer's binary target is already ``(N, 1, H, W)``; its multiclass target ``(N, H, W)``
+    class indices (smp's layout) becomes ``(N, 1, H, W)``.
+    """
+
+    def __init__(self, loss: torch.nn.Module) -> None:
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if target.dim() == input.dim() - 1:
+            target = target.unsqueeze(1)
+        return self.loss(input, target)
+
+
+def _monai_dice_ce(s: LossSettings, **binary: Any) -> CombinedLoss:
+    """A :mod:`stableloss.monai` ``DiceCELoss``: ``binary`` settings with one output channel, else nnU-Net's
+    multiclass form when ``binary`` is given, MONAI's ``softmax=True, to_onehot_y=True`` when not."""
+    if s.ignore_index is not None:
+        raise ValueError(f"ignore_index: MONAI's DiceCELoss has none, so the nnunet and monai-dicece recipes take "
+                         f"None; received {s.ignore_index!r}")
+    if s.mode == "binary":
+        loss = MonaiDiceCELoss(sigmoid=True, **binary)
+    elif binary:
+        loss = nnunet_dice_ce()
+    else:
+        loss = MonaiDiceCELoss(softmax=True, to_onehot_y=True)
+    return CombinedLoss({"dice_ce": MonaiTarget(loss)})
+
+
 @dataclass(frozen=True)
 class Recipe:
     """One ``--loss`` choice: a one-line description and ``build(settings) -> CombinedLoss``."""
@@ -178,6 +224,10 @@ RECIPES: dict[str, Recipe] = {
     "boundary-dou": Recipe("Sun et al.: 0.5 Dice + 0.5 boundary DoU loss",
                            lambda s: CombinedLoss({"dice": _dice(s), "dou": _make(BoundaryDoULoss, s)},
                                                   weights={"dice": 0.5, "dou": 0.5})),
+    "nnunet": Recipe("nnU-Net's Dice + cross-entropy (batch Dice without background, smooth 1e-5), from stableloss.monai",
+                     lambda s: _monai_dice_ce(s, batch=True, smooth_nr=1e-5, smooth_dr=1e-5)),
+    "monai-dicece": Recipe("MONAI's DiceCELoss as its users set it (sigmoid, or softmax with one-hot targets), "
+                           "from stableloss.monai", _monai_dice_ce),
     "smp-hybrid": Recipe("the experiment's own 0.7 smp DiceLoss + 0.3 smp FocalLoss (gamma 2), for comparison",
                          _smp_hybrid),
 }
