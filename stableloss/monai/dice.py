@@ -13,9 +13,10 @@ import torch
 from torch import Tensor
 
 from stableloss import _checks
+from stableloss.monai._hard import hard_sums
 from stableloss.monai._options import MonaiRegionLoss, Weight, check_weight, class_weights
 from stableloss.monai._prepare import prepare, reduce_axes, reduce_monai
-from stableloss.monai._region import counts, dice_from_counts, false_counts
+from stableloss.monai._region import Counts, counts, dice_from_counts, false_counts
 
 W_TYPES = ("simple", "square", "uniform")
 
@@ -26,11 +27,17 @@ def dice_loss(input: Tensor, target: Tensor, *, include_background: bool = True,
               smooth_dr: float = 1e-5, batch: bool = False, weight: Optional[Tensor] = None,
               soft_label: bool = False, ignore_index: Optional[int] = None) -> Tensor:
     """MONAI's Dice loss (see :class:`DiceLoss`), as a function; arguments are not re-checked."""
-    prepared = prepare(input, target, include_background=include_background, to_onehot_y=to_onehot_y,
-                       sigmoid=sigmoid, softmax=softmax, other_act=other_act, ignore_index=ignore_index)
-    overlap = counts(prepared, reduce_axes(input.dim(), batch), squared=squared_pred, soft_label=soft_label)
+    hard = hard_sums(input, target, include_background=include_background, to_onehot_y=to_onehot_y, sigmoid=sigmoid,
+                     softmax=softmax, other_act=other_act, ignore_index=ignore_index, batch=batch,
+                     squared_pred=squared_pred)
+    if hard is not None:  # the CPU fast path (stableloss.monai._hard)
+        overlap = Counts(hard[0], hard[1] + hard[2])
+    else:
+        prepared = prepare(input, target, include_background=include_background, to_onehot_y=to_onehot_y,
+                           sigmoid=sigmoid, softmax=softmax, other_act=other_act, ignore_index=ignore_index)
+        overlap = counts(prepared, reduce_axes(input.dim(), batch), squared=squared_pred, soft_label=soft_label)
     loss = dice_from_counts(overlap, smooth_nr=smooth_nr, smooth_dr=smooth_dr, jaccard=jaccard)
-    weights = class_weights(weight, prepared.target.shape[1])
+    weights = class_weights(weight, loss.shape[-1])
     if weights is not None:
         loss = loss * weights.to(loss)
     return reduce_monai(loss, reduction, input.dim())
@@ -42,11 +49,16 @@ def generalized_dice_loss(input: Tensor, target: Tensor, *, include_background: 
                           smooth_nr: float = 1e-5, smooth_dr: float = 1e-5, batch: bool = False,
                           soft_label: bool = False) -> Tensor:
     """MONAI's generalized Dice loss (see :class:`GeneralizedDiceLoss`), as a function."""
-    prepared = prepare(input, target, include_background=include_background, to_onehot_y=to_onehot_y,
-                       sigmoid=sigmoid, softmax=softmax, other_act=other_act)
-    axes = reduce_axes(input.dim(), batch)
-    overlap = counts(prepared, axes, soft_label=soft_label)
-    ground = prepared.target.sum(dim=axes, dtype=overlap.tp.dtype)
+    hard = hard_sums(input, target, include_background=include_background, to_onehot_y=to_onehot_y, sigmoid=sigmoid,
+                     softmax=softmax, other_act=other_act, ignore_index=None, batch=batch)
+    if hard is not None:  # the CPU fast path (stableloss.monai._hard)
+        overlap, ground = Counts(hard[0], hard[1] + hard[2]), hard[3]
+    else:
+        prepared = prepare(input, target, include_background=include_background, to_onehot_y=to_onehot_y,
+                           sigmoid=sigmoid, softmax=softmax, other_act=other_act)
+        axes = reduce_axes(input.dim(), batch)
+        overlap = counts(prepared, axes, soft_label=soft_label)
+        ground = prepared.target.sum(dim=axes, dtype=overlap.tp.dtype)
     weights = class_volume_weights(ground, w_type, batch=batch)
     class_dim = 0 if batch else 1
     errors = (overlap.errors * weights).sum(class_dim, keepdim=True)
@@ -76,11 +88,16 @@ def tversky_loss(input: Tensor, target: Tensor, *, include_background: bool = Tr
                  smooth_dr: float = 1e-5, batch: bool = False, soft_label: bool = False,
                  ignore_index: Optional[int] = None) -> Tensor:
     """MONAI's Tversky loss (see :class:`TverskyLoss`), as a function."""
-    prepared = prepare(input, target, include_background=include_background, to_onehot_y=to_onehot_y,
-                       sigmoid=sigmoid, softmax=softmax, other_act=other_act, ignore_index=ignore_index)
-    axes = reduce_axes(input.dim(), batch)
-    tp = counts(prepared, axes, soft_label=soft_label).tp
-    fp, fn = false_counts(prepared, axes, soft_label=soft_label)
+    hard = hard_sums(input, target, include_background=include_background, to_onehot_y=to_onehot_y, sigmoid=sigmoid,
+                     softmax=softmax, other_act=other_act, ignore_index=ignore_index, batch=batch)
+    if hard is not None:  # the CPU fast path (stableloss.monai._hard)
+        tp, fp, fn, _ = hard
+    else:
+        prepared = prepare(input, target, include_background=include_background, to_onehot_y=to_onehot_y,
+                           sigmoid=sigmoid, softmax=softmax, other_act=other_act, ignore_index=ignore_index)
+        axes = reduce_axes(input.dim(), batch)
+        tp = counts(prepared, axes, soft_label=soft_label).tp
+        fp, fn = false_counts(prepared, axes, soft_label=soft_label)
     errors = alpha * fp + beta * fn
     loss = (errors + (smooth_dr - smooth_nr)) / (tp + errors + smooth_dr)
     if reduction == "mean":
