@@ -16,16 +16,24 @@ import torch
 
 import stableloss.monai as ours
 import stableloss.monai._hard as hard_module
+import stableloss.monai.focal as focal_module
 from tests.test_monai_agreement import ACTIVATIONS, CASES, make_target
 
-REGION = ("DiceLoss", "GeneralizedDiceLoss", "TverskyLoss", "DiceCELoss", "DiceFocalLoss", "GeneralizedDiceFocalLoss")
-REGION_CASES = [(name, kwargs) for name, kwargs in CASES if name in REGION]
+FAST = ("DiceLoss", "GeneralizedDiceLoss", "TverskyLoss", "FocalLoss", "DiceCELoss", "DiceFocalLoss",
+        "GeneralizedDiceFocalLoss")
+FAST_CASES = [(name, kwargs) for name, kwargs in CASES if name in FAST]
+
+
+def force_general_path(patch):
+    """Report the fast paths (region sums and sigmoid focal terms) as inapplicable."""
+    patch.setattr(hard_module, "_hard_path_applies", lambda *args: False)
+    patch.setattr(focal_module, "_hard_path_applies", lambda *args: False)
 
 
 def forward_backward(loss, logits, target, *, general: bool, monkeypatch):
     with monkeypatch.context() as patch:
         if general:
-            patch.setattr(hard_module, "_hard_path_applies", lambda *args: False)
+            force_general_path(patch)
         x = logits.clone().requires_grad_(True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -35,8 +43,17 @@ def forward_backward(loss, logits, target, *, general: bool, monkeypatch):
 
 
 def count_fast_calls(monkeypatch):
-    """Count the calls that reach the fast path's two sum functions."""
+    """Count the calls that reach the fast path's sum functions and its focal terms."""
     calls = []
+    hard_focal = focal_module.hard_sigmoid_focal_terms
+
+    def counted_focal(*args):
+        terms = hard_focal(*args)
+        if terms is not None:
+            calls.append("focal")
+        return terms
+
+    monkeypatch.setattr(focal_module, "hard_sigmoid_focal_terms", counted_focal)
     sigmoid_apply = hard_module.MarginSigmoidOverlap.apply
     softmax_sums = hard_module.hard_softmax_sums
     monkeypatch.setattr(hard_module.MarginSigmoidOverlap, "apply",
@@ -46,7 +63,7 @@ def count_fast_calls(monkeypatch):
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 7, 6), (2, 3, 5, 4, 3)], ids=["2d", "3d"])
-@pytest.mark.parametrize("name, kwargs", REGION_CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(REGION_CASES)])
+@pytest.mark.parametrize("name, kwargs", FAST_CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(FAST_CASES)])
 def test_fast_and_general_paths_agree(name, kwargs, shape, monkeypatch):
     gen = torch.Generator().manual_seed(len(str(kwargs)))
     logits = 3 * torch.randn(shape, generator=gen)
@@ -73,6 +90,9 @@ def test_fast_and_general_paths_agree(name, kwargs, shape, monkeypatch):
     ("GeneralizedDiceLoss", {"softmax": True, "to_onehot_y": True, "batch": True}, 3),
     ("TverskyLoss", {"sigmoid": True, "ignore_index": 0}, 2),
     ("DiceCELoss", {"softmax": True, "to_onehot_y": True, "include_background": False, "batch": True}, 3),
+    ("FocalLoss", {}, 1),
+    ("FocalLoss", {"to_onehot_y": True, "alpha": 0.25, "ignore_index": 255}, 3),
+    ("FocalLoss", {"to_onehot_y": True, "alpha": [0.2, 0.3, 0.5], "gamma": 0.5}, 3),
 ])
 def test_common_settings_take_the_fast_path(name, kwargs, channels, monkeypatch):
     calls = count_fast_calls(monkeypatch)
@@ -84,7 +104,7 @@ def test_common_settings_take_the_fast_path(name, kwargs, channels, monkeypatch)
     else:
         target = (torch.rand(2, channels, 8, 8) > 0.5).float()
     getattr(ours, name)(**kwargs)(logits.requires_grad_(), target).backward()
-    assert calls == ["softmax" if kwargs.get("softmax") else "sigmoid"]
+    assert calls == ["focal" if name == "FocalLoss" else "softmax" if kwargs.get("softmax") else "sigmoid"]
 
 
 @pytest.mark.parametrize("why", ["soft target", "target requires grad", "squared_pred", "other_act", "no activation"])
@@ -104,6 +124,8 @@ def test_other_inputs_take_the_general_path(why, monkeypatch):
     else:
         kwargs, logits = {}, torch.rand(2, 2, 8, 8)
     ours.DiceLoss(**kwargs)(logits, target)
+    if why in ("soft target", "target requires grad"):
+        ours.FocalLoss()(logits, target)
     assert calls == []
 
 
@@ -166,7 +188,7 @@ def test_double_backward_through_the_fast_path_matches_the_general_path(monkeypa
     for general in (False, True):
         with monkeypatch.context() as patch:
             if general:
-                patch.setattr(hard_module, "_hard_path_applies", lambda *args: False)
+                force_general_path(patch)
             x = logits.clone().requires_grad_(True)
             (grad,) = torch.autograd.grad(ours.DiceLoss(sigmoid=True)(x, target), x, create_graph=True)
             (hvp,) = torch.autograd.grad((grad * direction).sum(), x)

@@ -16,9 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stableloss import _checks
-from stableloss._activation import saturate
+from stableloss import _checks, _sigmoid_focal
+from stableloss._activation import compute_dtype, saturate
 from stableloss._focal_math import focal_factor, one_minus_pt
+from stableloss._overlap import _hard_path_applies
+from stableloss._overlap_hard import complement_if_hard
 from stableloss._sigmoid_focal import sigmoid_cross_entropy
 from stableloss.monai._options import Weight, check_common, check_weight
 from stableloss.monai._prepare import check_input, ignore_mask, one_hot_target, single_channel_warning
@@ -41,6 +43,25 @@ def sigmoid_focal_terms(logits: Tensor, target: Tensor, gamma: float, alpha: Opt
         return (target * alpha + (1.0 - target) * (1.0 - alpha)) * loss
     per_class = alpha.view([-1] + [1] * (target.dim() - 2))
     return torch.where(target == 1, per_class, 1.0) * loss
+
+
+def hard_sigmoid_focal_terms(logits: Tensor, target: Tensor, gamma: float, alpha: Optional[Tensor]) -> Optional[Tensor]:
+    """:func:`sigmoid_focal_terms` for a target of 0s and 1s through the core's focal function, or ``None``.
+
+    For a hard label MONAI's factor ``sigmoid(-x (2t - 1))^gamma`` is ``(1 - p_t)^gamma``, the core's
+    (:mod:`stableloss._sigmoid_focal`: a hand-written backward, a few passes); for a soft label the two
+    differ, and so does autograd's route. CPU and eager only (the hardness check reads the target).
+    """
+    if not _hard_path_applies(logits, target) or complement_if_hard(target, None) is None:
+        return None
+    weight = None
+    if alpha is not None:
+        alpha = alpha.to(target)
+        if alpha.dim() == 0:
+            weight = torch.mul(target, 2.0 * alpha - 1.0).add_(1.0 - alpha)  # t alpha + (1 - t)(1 - alpha)
+        else:
+            weight = torch.where(target == 1, alpha.view([-1] + [1] * (target.dim() - 2)), 1.0)
+    return _sigmoid_focal.sigmoid_focal_terms(logits, target, gamma=gamma, reduced_threshold=None, weight=weight)
 
 
 def softmax_focal_terms(logits: Tensor, target: Tensor, gamma: float, alpha: Optional[Tensor]) -> Tensor:
@@ -69,14 +90,15 @@ def focal_loss(input: Tensor, target: Tensor, *, include_background: bool = True
     """MONAI's focal loss (see :class:`FocalLoss`), as a function; arguments are not re-checked."""
     input = check_input(input, min_dims=2)
     num_classes = input.shape[1]
-    logits = saturate(input)
+    dtype = compute_dtype(input.dtype)
+    logits = input  # clamped where it is used (saturate): the core's focal kernel clamps its own input
     flat_target = target
     if to_onehot_y:
         if num_classes == 1:
             single_channel_warning("to_onehot_y=True")
         else:
-            flat_target = one_hot_target(target, num_classes, ignore_index, logits.dtype)
-    flat_target = flat_target.to(logits.dtype)
+            flat_target = one_hot_target(target, num_classes, ignore_index, dtype)
+    flat_target = flat_target.to(dtype)
     if not include_background:
         if num_classes == 1:
             single_channel_warning("include_background=False")
@@ -85,19 +107,20 @@ def focal_loss(input: Tensor, target: Tensor, *, include_background: bool = True
     if flat_target.shape != logits.shape:
         raise ValueError(f"target must have the input's shape {tuple(logits.shape)} after to_onehot_y and "
                          f"include_background; received target shape {tuple(flat_target.shape)}")
-    mask = ignore_mask(target, ignore_index, logits.dtype)
-    if mask is not None:
-        logits, flat_target = logits * mask, flat_target * mask
+    mask = ignore_mask(target, ignore_index, dtype)
+    if mask is not None:  # clamped first: an infinite logit times 0 would be NaN
+        logits, flat_target = saturate(logits) * mask, flat_target * mask
     scored = flat_target.shape[1]
     if use_softmax:
         if not include_background and alpha is not None and alpha.dim() == 0:
             warnings.warn("`include_background=False`, scalar `alpha` ignored when using softmax.", stacklevel=3)
             alpha = None
         _check_class_count("alpha", alpha, scored)
-        loss = softmax_focal_terms(logits, flat_target, gamma, alpha)
+        loss = softmax_focal_terms(saturate(logits), flat_target, gamma, alpha)
     else:
         _check_class_count("alpha", alpha, scored)
-        loss = sigmoid_focal_terms(logits, flat_target, gamma, alpha)
+        fast = hard_sigmoid_focal_terms(logits, flat_target, gamma, alpha)
+        loss = sigmoid_focal_terms(saturate(logits), flat_target, gamma, alpha) if fast is None else fast
     if mask is not None:
         loss = loss * mask
     if weight is not None:
