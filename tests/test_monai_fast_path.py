@@ -54,6 +54,9 @@ def count_fast_calls(monkeypatch):
         return terms
 
     monkeypatch.setattr(focal_module, "hard_sigmoid_focal_terms", counted_focal)
+    label_focal = focal_module.label_softmax_focal
+    monkeypatch.setattr(focal_module, "label_softmax_focal",
+                        lambda *a, **k: calls.append("label focal") or label_focal(*a, **k))
     sigmoid_apply = hard_module.MarginSigmoidOverlap.apply
     softmax_sums = hard_module.hard_softmax_sums
     monkeypatch.setattr(hard_module.MarginSigmoidOverlap, "apply",
@@ -93,6 +96,9 @@ def test_fast_and_general_paths_agree(name, kwargs, shape, monkeypatch):
     ("FocalLoss", {}, 1),
     ("FocalLoss", {"to_onehot_y": True, "alpha": 0.25, "ignore_index": 255}, 3),
     ("FocalLoss", {"to_onehot_y": True, "alpha": [0.2, 0.3, 0.5], "gamma": 0.5}, 3),
+    ("FocalLoss", {"to_onehot_y": True, "use_softmax": True}, 3),
+    ("FocalLoss", {"to_onehot_y": True, "use_softmax": True, "include_background": False, "weight": [1.0, 2.0],
+                   "ignore_index": 255}, 3),
 ])
 def test_common_settings_take_the_fast_path(name, kwargs, channels, monkeypatch):
     calls = count_fast_calls(monkeypatch)
@@ -104,7 +110,10 @@ def test_common_settings_take_the_fast_path(name, kwargs, channels, monkeypatch)
     else:
         target = (torch.rand(2, channels, 8, 8) > 0.5).float()
     getattr(ours, name)(**kwargs)(logits.requires_grad_(), target).backward()
-    assert calls == ["focal" if name == "FocalLoss" else "softmax" if kwargs.get("softmax") else "sigmoid"]
+    if name == "FocalLoss":
+        assert calls == ["label focal" if kwargs.get("use_softmax") else "focal"]
+    else:
+        assert calls == ["softmax" if kwargs.get("softmax") else "sigmoid"]
 
 
 @pytest.mark.parametrize("why", ["soft target", "target requires grad", "squared_pred", "other_act", "no activation"])

@@ -74,8 +74,8 @@ def activate(input: Tensor, *, sigmoid: bool, softmax: bool, other_act: Optional
     return probs, 1.0 - probs
 
 
-def one_hot_target(target: Tensor, num_classes: int, ignore_index: Optional[int], dtype: torch.dtype) -> Tensor:
-    """A ``(B, 1, *S)`` label map as a float one-hot ``(B, C, *S)``.
+def class_labels(target: Tensor, num_classes: int, ignore_index: Optional[int]) -> Tensor:
+    """A ``(B, 1, *S)`` label map as ``long`` class indices in ``[0, C)``, checked.
 
     As MONAI does, labels equal to an ``ignore_index`` outside ``[0, C)`` become 0 first (their
     pixels are masked later). Any other label outside ``[0, C)`` is an error (MONAI's scatter fails
@@ -92,6 +92,12 @@ def one_hot_target(target: Tensor, num_classes: int, ignore_index: Optional[int]
         if low < 0 or high >= num_classes:
             raise ValueError(f"target must hold class indices in [0, {num_classes - 1}] with to_onehot_y=True "
                              f"(ignore_index={ignore_index}); received values in [{int(low)}, {int(high)}]")
+    return labels
+
+
+def one_hot_target(target: Tensor, num_classes: int, ignore_index: Optional[int], dtype: torch.dtype) -> Tensor:
+    """A ``(B, 1, *S)`` label map (:func:`class_labels`) as a float one-hot ``(B, C, *S)``."""
+    labels = class_labels(target, num_classes, ignore_index)
     class_ids = torch.arange(num_classes, device=target.device).view(1, num_classes, *([1] * (target.dim() - 2)))
     return (labels == class_ids).to(dtype)
 

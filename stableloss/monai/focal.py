@@ -9,6 +9,7 @@ and ``1 - p`` is ``-expm1(log p)``; the values are MONAI's to float32 rounding.
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Optional, Sequence, Union
 
@@ -23,7 +24,7 @@ from stableloss._overlap import _hard_path_applies
 from stableloss._overlap_hard import complement_if_hard
 from stableloss._sigmoid_focal import sigmoid_cross_entropy
 from stableloss.monai._options import Weight, check_common, check_weight
-from stableloss.monai._prepare import check_input, ignore_mask, one_hot_target, single_channel_warning
+from stableloss.monai._prepare import check_input, class_labels, ignore_mask, one_hot_target, single_channel_warning
 
 Alpha = Union[float, Sequence[float], Tensor, None]
 
@@ -79,6 +80,66 @@ def softmax_focal_terms(logits: Tensor, target: Tensor, gamma: float, alpha: Opt
     return alpha.view([-1] + [1] * (target.dim() - 2)) * loss
 
 
+def label_softmax_focal(input: Tensor, target: Tensor, *, include_background: bool, gamma: float,
+                        alpha: Optional[Tensor], weight: Optional[Tensor], reduction: str,
+                        ignore_index: Optional[int]) -> Tensor:
+    """MONAI's softmax focal loss for ``(B, 1, *S)`` class indices, from each pixel's own class only.
+
+    With a one-hot target only the labelled channel of a pixel has a loss,
+    ``alpha_c w_c (1 - p_c)^gamma (-log p_c)`` with ``c`` its label, so the terms are formed on
+    ``(B, 1, *S)`` (gathered from the log-softmax) instead of ``(B, C, *S)``; ``reduction="none"``
+    scatters them back into MONAI's ``(B, C', *S)``. The values and reductions are those of the
+    one-hot route (:func:`focal_loss`), which serves every other input.
+    """
+    num_classes = input.shape[1]
+    labels = class_labels(target, num_classes, ignore_index)
+    logits = saturate(input)
+    mask = ignore_mask(target, ignore_index, logits.dtype)
+    first = 0 if include_background else 1
+    scored = num_classes - first
+    if not include_background and alpha is not None and alpha.dim() == 0:
+        warnings.warn("`include_background=False`, scalar `alpha` ignored when using softmax.", stacklevel=3)
+        alpha = None
+    _check_class_count("alpha", alpha, scored)
+    check_focal_weight(weight, scored)
+    index = (labels - first).clamp_min(0)
+    log_probs = torch.log_softmax(logits[:, first:], dim=1)
+    ce = log_probs.gather(1, index).neg_()
+    terms = focal_factor(one_minus_pt(ce), ce, gamma, None) * ce
+    counted = labels >= first if mask is None else (labels >= first) & (mask > 0)
+    class_factor = None
+    if alpha is not None:
+        alpha = alpha.to(terms)
+        class_factor = torch.cat([(1.0 - alpha).view(1), alpha.expand(scored - 1)]) if alpha.dim() == 0 else alpha
+    if weight is not None:
+        weight = weight.to(terms).expand(scored)
+        class_factor = weight if class_factor is None else class_factor * weight
+    if class_factor is not None:
+        terms = terms * class_factor[index]
+    terms = terms * counted
+    if reduction == "none":
+        return torch.zeros_like(log_probs).scatter(1, index, terms)
+    spatial = list(range(2, terms.dim()))
+    if reduction == "sum" and spatial:
+        if mask is None:
+            return terms.sum() / math.prod(terms.shape[2:])
+        count = mask.sum(dim=spatial).clamp_min(torch.finfo(mask.dtype).eps)
+        return (terms.sum(dim=spatial) / count).sum()
+    if mask is None:
+        return terms.sum() / log_probs.numel()
+    return terms.sum() / mask.sum().clamp_min(torch.finfo(mask.dtype).eps)
+
+
+def check_focal_weight(weight: Optional[Tensor], scored: int) -> None:
+    """MONAI's checks of ``weight`` against the channels scored."""
+    if weight is None:
+        return
+    if weight.dim() > 0 and scored == 1:
+        raise ValueError("weight: one value per class is not supported for a single-channel output; "
+                         f"received {weight.shape[0]} values")
+    _check_class_count("weight", weight, scored)
+
+
 def _check_class_count(name: str, values: Optional[Tensor], num_classes: int) -> None:
     if values is not None and values.dim() == 1 and values.shape[0] != num_classes:
         raise ValueError(f"{name} must hold one value per scored channel ({num_classes}); received {values.shape[0]}")
@@ -90,6 +151,11 @@ def focal_loss(input: Tensor, target: Tensor, *, include_background: bool = True
     """MONAI's focal loss (see :class:`FocalLoss`), as a function; arguments are not re-checked."""
     input = check_input(input, min_dims=2)
     num_classes = input.shape[1]
+    if (use_softmax and to_onehot_y and num_classes > 1 and isinstance(target, Tensor) and target.dim() == input.dim()
+            and target.shape[1] == 1 and target.shape[0] == input.shape[0] and target.shape[2:] == input.shape[2:]
+            and _hard_path_applies(input, target)):
+        return label_softmax_focal(input, target, include_background=include_background, gamma=gamma, alpha=alpha,
+                                   weight=weight, reduction=reduction, ignore_index=ignore_index)
     dtype = compute_dtype(input.dtype)
     logits = input  # clamped where it is used (saturate): the core's focal kernel clamps its own input
     flat_target = target
@@ -124,10 +190,7 @@ def focal_loss(input: Tensor, target: Tensor, *, include_background: bool = True
     if mask is not None:
         loss = loss * mask
     if weight is not None:
-        if weight.dim() > 0 and scored == 1:
-            raise ValueError("weight: one value per class is not supported for a single-channel output; "
-                             f"received {weight.shape[0]} values")
-        _check_class_count("weight", weight, scored)
+        check_focal_weight(weight, scored)
         loss = loss * weight.to(loss).view([-1] + [1] * (loss.dim() - 2) if weight.dim() else [])
     return reduce_focal(loss, reduction, mask)
 
