@@ -4,7 +4,9 @@ Each loss runs with the same constructor arguments in both libraries, on the sam
 (a ball target, MONAI's conventions: binary ``(B, 1, *S)`` masks with ``sigmoid=True``; multiclass
 ``(B, 1, *S)`` label maps with ``softmax=True, to_onehot_y=True``; ``FocalLoss`` sigmoid on masks,
 softmax on label maps). Time: median of ``--repeats`` interleaved passes (A B A B ...) after
-``--warmup``, and the ratio stableloss / MONAI of the medians and of the minima. ``finite_fp16``:
+``--warmup``, and the ratio stableloss / MONAI of the medians and of the minima; ``peak_MiB``: the
+memory one forward+backward allocates above what it starts with (the gradient included; CPU: from
+the profiler's allocation events, see ``_common.peak_memory``). ``finite_fp16``:
 whether the loss and its gradient are finite on the same logits cast to float16 with some
 overflowed to +-inf (MONAI's often are not).
 
@@ -34,9 +36,13 @@ import _common as C
 SHAPES = {"binary": (8, 1, 256, 256), "multiclass": (2, 3, 96, 96, 96)}
 QUICK_SHAPES = {"binary": (4, 1, 64, 64), "multiclass": (1, 3, 24, 24, 24)}
 LOSSES = ("DiceLoss", "GeneralizedDiceLoss", "TverskyLoss", "FocalLoss", "DiceCELoss", "DiceFocalLoss",
-          "GeneralizedDiceFocalLoss", "HausdorffDTLoss", "DeepSupervisionLoss")
-COLUMNS = ("shape", "loss", "monai_ms", "stableloss_ms", "x_monai", "x_monai_min", "finite_fp16_monai",
-           "finite_fp16_stableloss")
+          "GeneralizedDiceFocalLoss", "HausdorffDTLoss", "DeepSupervisionLoss", "nnUNetDiceCE")
+COLUMNS = ("shape", "loss", "monai_ms", "stableloss_ms", "x_monai", "x_monai_min", "monai_peak_MiB",
+           "stableloss_peak_MiB", "finite_fp16_monai", "finite_fp16_stableloss")
+NNUNET = {"include_background": False, "to_onehot_y": True, "softmax": True, "batch": True, "smooth_nr": 1e-5,
+          "smooth_dr": 1e-5}
+"""nnU-Net's Dice + CE as a MONAI DiceCELoss (stableloss.monai.nnunet_dice_ce); with one channel (binary
+shape) its sigmoid form, ``sigmoid=True, batch=True`` (see examples/liver/losses.py)."""
 
 
 def kwargs_for(name: str, kind: str) -> dict:
@@ -50,6 +56,9 @@ def kwargs_for(name: str, kind: str) -> dict:
 
 def build(library, name: str, kind: str):
     """The loss from ``library`` (``monai.losses`` or ``stableloss.monai``); deep supervision over 3 scales."""
+    if name == "nnUNetDiceCE":
+        kwargs = NNUNET if kind == "multiclass" else {"sigmoid": True, "batch": True}
+        return library.DiceCELoss(**kwargs)
     if name == "DeepSupervisionLoss":
         inner = library.DiceCELoss(**kwargs_for("DiceCELoss", kind))
         loss = library.DeepSupervisionLoss(inner)
@@ -136,6 +145,8 @@ def main(argv=None) -> int:
             row = {"shape": "x".join(map(str, shape)), "loss": name, "monai_ms": medians["monai"],
                    "stableloss_ms": medians["stableloss"], "x_monai": medians["stableloss"] / medians["monai"],
                    "x_monai_min": minima["stableloss"] / minima["monai"],
+                   "monai_peak_MiB": C.peak_memory(fns["monai"], x, t, None) / 2**20,
+                   "stableloss_peak_MiB": C.peak_memory(fns["stableloss"], x, t, None) / 2**20,
                    "finite_fp16_monai": finite_fp16(fns["monai"], x, t),
                    "finite_fp16_stableloss": finite_fp16(fns["stableloss"], x, t)}
             rows.append(row)

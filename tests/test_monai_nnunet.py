@@ -91,3 +91,35 @@ def test_fp16_nnunet_loss_finite_with_overflowed_logits():
     value = nnunet_dice_ce()(logits, labels)
     value.backward()
     assert torch.isfinite(value) and torch.isfinite(logits.grad).all()
+
+
+def saved_bytes(loss, logits, target):
+    """Bytes of the distinct per-pixel storages (a float32 or more per pixel) autograd saves for the
+    backward, the logits' own excluded; per-class sums and scalars are left out."""
+    storages = {}
+    pixels = target.numel()
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() != logits.untyped_storage().data_ptr() and storage.nbytes() >= 4 * pixels:
+            storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss(logits, target)
+    return sum(storages.values())
+
+
+def test_nnunet_dice_ce_saves_no_full_size_overlap_buffers(monkeypatch):
+    # nnU-Net's memory-frugal form: what its backward keeps is the softmax output, the one-hot target
+    # (built without autograd), the cross-entropy's log-softmax and the labels; no TP/FP/FN maps.
+    logits = torch.randn(2, 3, 12, 10, 8, requires_grad=True)
+    labels = torch.randint(0, 3, (2, 1, 12, 10, 8)).float()
+    size = logits.numel() * logits.element_size()
+    budget = 3 * size + labels.numel() * 8  # probabilities, one-hot, log-softmax (float32); labels (int64)
+    frugal = saved_bytes(nnunet_dice_ce(), logits, labels)
+    assert frugal <= budget
+    import stableloss.monai._hard as hard_module
+
+    monkeypatch.setattr(hard_module, "_hard_path_applies", lambda *args: False)  # the general path (CUDA, compile)
+    assert saved_bytes(nnunet_dice_ce(), logits, labels) > budget
