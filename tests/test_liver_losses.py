@@ -26,7 +26,7 @@ from stableloss import (  # noqa: E402
 from stableloss.hybrid import BOUNDARY_TERMS, DEFAULT_BOUNDARY  # noqa: E402
 from tests.test_liver_train import tiny  # noqa: E402
 
-NEW = ("seed", "boundary", "boundary-loss", "hausdorff", "boundary-dou")
+NEW = ("seed", "boundary", "boundary-loss", "hausdorff", "boundary-dou", "nnunet", "monai-dicece")
 
 
 def _batch(mode):
@@ -131,6 +131,36 @@ def test_boundary_recipe_equals_boundary_dou_recipe_since_the_library_default_ch
     expected, = torch.autograd.grad(dou(logits, target), logits)
     torch.testing.assert_close(ours(logits, target), dou(logits, target), rtol=0, atol=0)
     torch.testing.assert_close(grad, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("mode", ["binary", "multiclass"])
+def test_nnunet_recipe_is_nnunets_dice_ce_for_either_network(mode):
+    import stableloss.monai as sm
+
+    logits, target, _ = _batch(mode)
+    value = build_loss("nnunet", mode)(logits, target)
+    if mode == "multiclass":  # nnU-Net's loss on (B, 1, *S) labels
+        expected = sm.nnunet_dice_ce()(logits, target.unsqueeze(1))
+    else:  # one output channel: nnU-Net's two-class softmax with a background logit of 0
+        expected = sm.nnunet_dice_ce()(torch.cat([torch.zeros_like(logits), logits], dim=1), target)
+    torch.testing.assert_close(value, expected)
+
+
+@pytest.mark.parametrize("mode", ["binary", "multiclass"])
+def test_monai_dicece_recipe_is_monais_usual_setting(mode):
+    monai_losses = pytest.importorskip("monai.losses")
+    logits, target, _ = _batch(mode)
+    if mode == "binary":
+        expected = monai_losses.DiceCELoss(sigmoid=True)(logits, target)
+    else:
+        expected = monai_losses.DiceCELoss(softmax=True, to_onehot_y=True)(logits, target.unsqueeze(1))
+    torch.testing.assert_close(build_loss("monai-dicece", mode)(logits, target), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["nnunet", "monai-dicece"])
+def test_monai_recipes_refuse_an_ignore_index(name):
+    with pytest.raises(ValueError, match="ignore_index: MONAI's DiceCELoss has none"):
+        build_loss(name, "multiclass", ignore_index=255)
 
 
 def test_unknown_loss_is_refused_by_name():

@@ -82,8 +82,9 @@ def test_fast_and_general_paths_agree(name, kwargs, shape, monkeypatch):
         return
     fast, fast_grad = forward_backward(loss, logits, target, general=False, monkeypatch=monkeypatch)
     torch.testing.assert_close(fast, general, rtol=2e-6, atol=1e-7)
-    # float32 rounding of the two backward formulas, relative to the gradient's scale
-    torch.testing.assert_close(fast_grad, general_grad, rtol=1e-5, atol=1e-6 * float(general_grad.abs().max()))
+    # float32 rounding of two backward formulas (each within 2e-6 of float64 relative to the gradient's
+    # scale on this grid), at the agreement test's tolerance against MONAI
+    torch.testing.assert_close(fast_grad, general_grad, rtol=1e-4, atol=1e-5 * float(general_grad.abs().max()))
 
 
 @pytest.mark.parametrize("name, kwargs, channels", [
@@ -93,6 +94,7 @@ def test_fast_and_general_paths_agree(name, kwargs, shape, monkeypatch):
     ("GeneralizedDiceLoss", {"softmax": True, "to_onehot_y": True, "batch": True}, 3),
     ("TverskyLoss", {"sigmoid": True, "ignore_index": 0}, 2),
     ("DiceCELoss", {"softmax": True, "to_onehot_y": True, "include_background": False, "batch": True}, 3),
+    ("DiceLoss", {"softmax": True}, 3),  # a one-hot target given as such (checked)
     ("FocalLoss", {}, 1),
     ("FocalLoss", {"to_onehot_y": True, "alpha": 0.25, "ignore_index": 255}, 3),
     ("FocalLoss", {"to_onehot_y": True, "alpha": [0.2, 0.3, 0.5], "gamma": 0.5}, 3),
@@ -109,6 +111,8 @@ def test_common_settings_take_the_fast_path(name, kwargs, channels, monkeypatch)
             target[0, 0, :2] = kwargs["ignore_index"]
     else:
         target = (torch.rand(2, channels, 8, 8) > 0.5).float()
+        if kwargs.get("softmax"):
+            target = torch.nn.functional.one_hot(torch.randint(0, channels, (2, 8, 8)), channels).movedim(-1, 1).float()
     getattr(ours, name)(**kwargs)(logits.requires_grad_(), target).backward()
     if name == "FocalLoss":
         assert calls == ["label focal" if kwargs.get("use_softmax") else "focal"]
@@ -116,13 +120,17 @@ def test_common_settings_take_the_fast_path(name, kwargs, channels, monkeypatch)
         assert calls == ["softmax" if kwargs.get("softmax") else "sigmoid"]
 
 
-@pytest.mark.parametrize("why", ["soft target", "target requires grad", "squared_pred", "other_act", "no activation"])
+@pytest.mark.parametrize("why", ["soft target", "target requires grad", "squared_pred", "other_act", "no activation",
+                                 "softmax, two labels in a pixel"])
 def test_other_inputs_take_the_general_path(why, monkeypatch):
     calls = count_fast_calls(monkeypatch)
     logits = torch.randn(2, 2, 8, 8)
     target = (torch.rand(2, 2, 8, 8) > 0.5).float()
     kwargs = {"sigmoid": True}
-    if why == "soft target":
+    if why == "softmax, two labels in a pixel":  # hard, but not one-hot: the softmax sums assume one label
+        kwargs = {"softmax": True}
+        target[:, :, 0, 0] = 1.0
+    elif why == "soft target":
         target = torch.rand(2, 2, 8, 8)
     elif why == "target requires grad":
         target.requires_grad_(True)

@@ -11,7 +11,8 @@ mass of the other classes), so a near-perfect prediction keeps its small loss.
 It applies when the general path would give the same sums and raise or warn nothing:
 
 - ``sigmoid=True`` and a target that is exactly 0 or 1 (checked), or ``softmax=True`` with more
-  than one channel and ``to_onehot_y=True`` (a one-hot target by construction);
+  than one channel and a one-hot target (built by ``to_onehot_y=True``, or checked: 0s and 1s, at
+  most one 1 per pixel);
 - no ``other_act``, no ``squared_pred``; one channel only without ``to_onehot_y`` and with the
   background kept (the general path warns there);
 - CPU, eager, no forward-mode AD or ``torch.func`` transform, a target that needs no gradient
@@ -74,6 +75,13 @@ class MarginSigmoidOverlap(_HardOverlap):
         return grad_probs.mul_(errors).mul_(torch.rsub(errors, 1.0)).to(input.dtype), None, None, None, None
 
 
+def is_one_hot(target: Tensor) -> bool:
+    """Every value 0 or 1 and at most one 1 per pixel (a one-hot target, or a pixel of no class)."""
+    if complement_if_hard(target, None) is None:
+        return False
+    return bool(target.sum(dim=1).amax() <= 1) if target.numel() else True
+
+
 def hard_sums(input: object, target: object, *, include_background: bool, to_onehot_y: bool, sigmoid: bool,
               softmax: bool, other_act: Optional[Callable], ignore_index: Optional[int], batch: bool,
               squared_pred: bool = False) -> Optional[tuple[Tensor, Tensor, Tensor, Tensor]]:
@@ -99,10 +107,12 @@ def hard_sums(input: object, target: object, *, include_background: bool, to_one
         if target.shape[1] != 1:
             return None
         full_target = one_hot_target(target, channels, ignore_index, dtype)
-    elif softmax or target.shape != input.shape:
+    elif target.shape != input.shape:
         return None
     else:
         full_target = target.to(dtype)
+        if softmax and not is_one_hot(full_target):
+            return None
     mask = ignore_mask(target, ignore_index, dtype)
     valid = None if mask is None else mask.reshape(mask.shape[0], 1, -1).bool()
     full_target = full_target.reshape(flat.shape)
