@@ -44,8 +44,19 @@ from typing import Any, Optional, Tuple
 import torch
 from torch import Tensor
 
-from stableloss._activation import compute_dtype, saturate
+from stableloss._activation import LOGIT_LIMIT, compute_dtype, saturate
 from stableloss._overlap import overlap_sums_reference
+
+
+def clamp_if_needed(input: Tensor) -> Tensor:
+    """:func:`~stableloss._activation.saturate`, or ``input`` itself when it is already float32 (float64)
+    and within the limits: one read (``aminmax``) instead of a full-size copy. NaN fails the test and
+    is clamped (it stays NaN). The backward is the identity either way."""
+    if input.dtype == compute_dtype(input.dtype) and input.numel():
+        low, high = torch.aminmax(input)
+        if bool(low >= -LOGIT_LIMIT) and bool(high <= LOGIT_LIMIT):
+            return input
+    return saturate(input)
 
 
 def batched_dot(a: Tensor, b: Tensor, per_image: bool) -> Tensor:
@@ -150,7 +161,12 @@ class HardSoftmaxOverlap(_HardOverlap):
     def forward(input: Tensor, target: Tensor, valid: Optional[Tensor], per_image: bool,  # type: ignore[override]
                 spare: Tensor) -> Tuple[Tensor, Tensor]:
         dims = 2 if per_image else (0, 2)
-        logits = saturate(input)  # the shared clamp (in place when the cast copied); straight-through: see backward
+        # The shared clamp (straight-through: see backward), skipped when it would change nothing
+        return HardSoftmaxOverlap.sums(clamp_if_needed(input), target, spare, dims)
+
+    @staticmethod
+    def sums(logits: Tensor, target: Tensor, spare: Tensor, dims: Any) -> Tuple[Tensor, Tensor]:
+        """The stacked sums and the probabilities; ``spare`` (``v - t``) is overwritten."""
         probs = torch.softmax(logits, dim=1)
         tp = (probs * target).sum(dim=dims)
         others = torch.mul(probs, spare, out=spare)  # p (v - t): the wrong classes' probabilities
@@ -168,8 +184,9 @@ class HardSoftmaxOverlap(_HardOverlap):
         input, target, valid, probs = ctx.saved_tensors
         g_tp, g_fp, g_fn = _HardOverlap.class_gradients(ctx, grad, probs)
         g_fn_label = (target * g_fn).sum(dim=1, keepdim=True)  # g_FN of each pixel's label (0 where ignored)
-        spare = label_complement(target, valid)
-        grad_probs = spare.mul_(g_fp + g_fn_label).addcmul_(target, g_tp)
+        # (v - t_k)(g_FP,k + g_FN,label) + t_k g_TP,k = v g_FP,k + g_FN,label + t_k (g_TP,k - g_FP,k - g_FN,k),
+        # as t_k g_FN,label = t_k g_FN,k and g_FN,label is 0 where v is
+        grad_probs = torch.add(g_fp if valid is None else valid * g_fp, g_fn_label).addcmul_(target, g_tp - g_fp - g_fn)
         grad_logits = torch.ops.aten._softmax_backward_data(grad_probs, probs, 1, probs.dtype)
         return grad_logits.to(input.dtype), None, None, None, None
 

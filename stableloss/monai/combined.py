@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from stableloss import _checks
 from stableloss._activation import saturate
+from stableloss._overlap_hard import clamp_if_needed
 from stableloss.monai._options import Weight, check_lambda, check_weight
 from stableloss.monai._prepare import one_hot_target, single_channel_warning
 from stableloss.monai.dice import DiceLoss, GeneralizedDiceLoss
@@ -45,8 +46,14 @@ def cross_entropy_term(input: Tensor, target: Tensor, *, weight: Optional[Tensor
     ``C > 1``: cross-entropy with ``(B, 1, *S)`` indices (squeezed) or a ``(B, C, *S)`` target of
     class probabilities; ``C == 1``: binary cross-entropy with logits, ``weight`` as ``pos_weight``.
     """
-    logits = saturate(input)
-    if input.shape[1] == 1:
+    # On the CPU the clamp's full-size copy is skipped where it changes nothing (one read instead)
+    logits = clamp_if_needed(input) if input.device.type == "cpu" else saturate(input)
+    return _cross_entropy(logits, target, weight, reduction, label_smoothing)
+
+
+def _cross_entropy(logits: Tensor, target: Tensor, weight: Optional[Tensor], reduction: str,
+                   label_smoothing: float) -> Tensor:
+    if logits.shape[1] == 1:
         return F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype), reduction=reduction,
                                                   pos_weight=None if weight is None else weight.to(logits))
     weight = None if weight is None else weight.to(logits)
