@@ -25,18 +25,18 @@ raises every error with its message.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 from torch import Tensor
 
 from stableloss._activation import LOGIT_LIMIT, compute_dtype
 from stableloss._overlap import _hard_path_applies
-from stableloss._overlap_hard import _HardOverlap, batched_dot, complement_if_hard, hard_softmax_sums
+from stableloss._overlap_hard import HardSigmoidOverlap, batched_dot, complement_if_hard, hard_softmax_sums
 from stableloss.monai._prepare import ignore_mask, one_hot_target
 
 
-class MarginSigmoidOverlap(_HardOverlap):
+class MarginSigmoidOverlap(HardSigmoidOverlap):
     """TP, FP, FN ``(3, C)`` (``(3, N, C)`` per image) from logits ``(N, C, S)`` and a hard target, one sigmoid.
 
     Each pixel's error mass is ``e = sigmoid(x (v - 2t))``: ``p`` where ``t = 0`` and ``q = 1 - p``
@@ -46,7 +46,7 @@ class MarginSigmoidOverlap(_HardOverlap):
     at least ``min(1, beta) G`` (Dice: ``2 TP + FP + FN >= G``), so it moves a loss by
     ``eps / min(1, beta)`` relative at most. The core's :class:`~stableloss._overlap_hard.HardSigmoidOverlap`
     takes two sigmoids to keep ``TP``'s own relative precision, which only a logarithmic loss needs.
-    The backward is the core's, from ``p q = e (1 - e)``.
+    The backward is the core's (inherited), from ``p q = e (1 - e)``, the one saved buffer.
     """
 
     @staticmethod
@@ -61,18 +61,8 @@ class MarginSigmoidOverlap(_HardOverlap):
         fp = batched_dot(errors, spare, per_image)
         fn = batched_dot(errors, target, per_image)
         ground = target.sum(dim=2 if per_image else (0, 2))
-        return torch.stack([ground - fn, fp, fn]), errors
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor, *unused: Any) -> Tuple[Optional[Tensor], ...]:  # type: ignore[override]
-        if grad is None:  # only an auxiliary output was used (grads are not materialised)
-            return (None,) * 5
-        if torch.is_grad_enabled():  # create_graph=True: differentiate the general definition
-            return _HardOverlap.differentiable_backward(ctx, grad, "sigmoid")
-        input, target, valid, errors = ctx.saved_tensors
-        g_tp, g_fp, g_fn = _HardOverlap.class_gradients(ctx, grad, errors)
-        grad_probs = torch.addcmul(g_fp if valid is None else valid * g_fp, target, g_tp - g_fn - g_fp)
-        return grad_probs.mul_(errors).mul_(torch.rsub(errors, 1.0)).to(input.dtype), None, None, None, None
+        pq = errors.mul_(torch.rsub(errors, 1.0))
+        return torch.stack([ground - fn, fp, fn]), pq
 
 
 def is_one_hot(target: Tensor) -> bool:
