@@ -161,12 +161,7 @@ class HardSoftmaxOverlap(_HardOverlap):
     def forward(input: Tensor, target: Tensor, valid: Optional[Tensor], per_image: bool,  # type: ignore[override]
                 spare: Tensor) -> Tuple[Tensor, Tensor]:
         dims = 2 if per_image else (0, 2)
-        # The shared clamp (straight-through: see backward), skipped when it would change nothing
-        return HardSoftmaxOverlap.sums(clamp_if_needed(input), target, spare, dims)
-
-    @staticmethod
-    def sums(logits: Tensor, target: Tensor, spare: Tensor, dims: Any) -> Tuple[Tensor, Tensor]:
-        """The stacked sums and the probabilities; ``spare`` (``v - t``) is overwritten."""
+        logits = clamp_if_needed(input)  # the shared clamp, skipped where it changes nothing; straight-through: see backward
         probs = torch.softmax(logits, dim=1)
         tp = (probs * target).sum(dim=dims)
         others = torch.mul(probs, spare, out=spare)  # p (v - t): the wrong classes' probabilities

@@ -181,19 +181,25 @@ class MonaiTarget(torch.nn.Module):
         return self.loss(input, target)
 
 
-def _monai_dice_ce(s: LossSettings, **binary: Any) -> CombinedLoss:
-    """A :mod:`stableloss.monai` ``DiceCELoss``: ``binary`` settings with one output channel, else nnU-Net's
-    multiclass form when ``binary`` is given, MONAI's ``softmax=True, to_onehot_y=True`` when not."""
+def _monai_recipe(s: LossSettings, binary: Callable[[], torch.nn.Module],
+                  multiclass: Callable[[], torch.nn.Module]) -> CombinedLoss:
+    """A :mod:`stableloss.monai` loss as the one term of a recipe: ``binary()`` for the one-channel
+    network, ``multiclass()`` for the softmax one."""
     if s.ignore_index is not None:
         raise ValueError(f"ignore_index: MONAI's DiceCELoss has none, so the nnunet and monai-dicece recipes take "
                          f"None; received {s.ignore_index!r}")
-    if s.mode == "binary":
-        loss = MonaiDiceCELoss(sigmoid=True, **binary)
-    elif binary:
-        loss = nnunet_dice_ce()
-    else:
-        loss = MonaiDiceCELoss(softmax=True, to_onehot_y=True)
-    return CombinedLoss({"dice_ce": MonaiTarget(loss)})
+    return CombinedLoss({"dice_ce": MonaiTarget(binary() if s.mode == "binary" else multiclass())})
+
+
+def _nnunet(s: LossSettings) -> CombinedLoss:
+    # one output channel: nnU-Net's settings in sigmoid form, the background kept (it is the only channel)
+    return _monai_recipe(s, lambda: nnunet_dice_ce(include_background=True, to_onehot_y=False, softmax=False,
+                                                    sigmoid=True), nnunet_dice_ce)
+
+
+def _monai_dice_ce(s: LossSettings) -> CombinedLoss:
+    return _monai_recipe(s, lambda: MonaiDiceCELoss(sigmoid=True),
+                         lambda: MonaiDiceCELoss(softmax=True, to_onehot_y=True))
 
 
 @dataclass(frozen=True)
@@ -225,7 +231,7 @@ RECIPES: dict[str, Recipe] = {
                            lambda s: CombinedLoss({"dice": _dice(s), "dou": _make(BoundaryDoULoss, s)},
                                                   weights={"dice": 0.5, "dou": 0.5})),
     "nnunet": Recipe("nnU-Net's Dice + cross-entropy (batch Dice without background, smooth 1e-5), from stableloss.monai",
-                     lambda s: _monai_dice_ce(s, batch=True, smooth_nr=1e-5, smooth_dr=1e-5)),
+                     _nnunet),
     "monai-dicece": Recipe("MONAI's DiceCELoss as its users set it (sigmoid, or softmax with one-hot targets), "
                            "from stableloss.monai", _monai_dice_ce),
     "smp-hybrid": Recipe("the experiment's own 0.7 smp DiceLoss + 0.3 smp FocalLoss (gamma 2), for comparison",

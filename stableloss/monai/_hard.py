@@ -25,7 +25,7 @@ raises every error with its message.
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Tuple
+from typing import Callable, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -34,6 +34,7 @@ from stableloss._activation import LOGIT_LIMIT, compute_dtype
 from stableloss._overlap import _hard_path_applies
 from stableloss._overlap_hard import HardSigmoidOverlap, batched_dot, complement_if_hard, hard_softmax_sums
 from stableloss.monai._prepare import ignore_mask, one_hot_target
+from stableloss.monai._region import Counts
 
 
 class MarginSigmoidOverlap(HardSigmoidOverlap):
@@ -56,13 +57,28 @@ class MarginSigmoidOverlap(HardSigmoidOverlap):
         logits = input if input.dtype == dtype else input.to(dtype)
         margin = torch.sub(spare, target)  # v - 2t: +1, -1, 0 where ignored
         if valid is not None:  # an infinite logit times the 0 of an ignored pixel would be NaN
-            logits = logits.clamp(-LOGIT_LIMIT, LOGIT_LIMIT)
+            logits = (logits.clamp if logits is input else logits.clamp_)(-LOGIT_LIMIT, LOGIT_LIMIT)  # in place on a cast copy
         errors = margin.mul_(logits).sigmoid_()
         fp = batched_dot(errors, spare, per_image)
         fn = batched_dot(errors, target, per_image)
         ground = target.sum(dim=2 if per_image else (0, 2))
         pq = errors.mul_(torch.rsub(errors, 1.0))
         return torch.stack([ground - fn, fp, fn]), pq
+
+
+class HardCounts(NamedTuple):
+    """The fast path's float32 sums per image and class ``(B, C')`` (``(C',)`` with ``batch``), and the
+    scored target ``(B, C', S)`` (0 at ignored pixels) for a loss that needs more of it."""
+
+    tp: Tensor
+    fp: Tensor
+    fn: Tensor
+    target: Tensor
+
+    @property
+    def counts(self) -> Counts:
+        """``TP`` and the error mass ``E = FP + FN`` (:class:`~stableloss.monai._region.Counts`)."""
+        return Counts(self.tp, self.fp + self.fn)
 
 
 def is_one_hot(target: Tensor) -> bool:
@@ -74,12 +90,8 @@ def is_one_hot(target: Tensor) -> bool:
 
 def hard_sums(input: object, target: object, *, include_background: bool, to_onehot_y: bool, sigmoid: bool,
               softmax: bool, other_act: Optional[Callable], ignore_index: Optional[int], batch: bool,
-              squared_pred: bool = False) -> Optional[tuple[Tensor, Tensor, Tensor, Tensor]]:
-    """``(TP, FP, FN, G)`` summed per image and class ``(B, C')`` (``(C',)`` with ``batch``), or ``None``.
-
-    ``G`` is the target's sum (``TP + FN`` up to rounding), without gradient. Float32 (float64 for
-    float64 input), as the general path's counts.
-    """
+              squared_pred: bool = False) -> Optional[HardCounts]:
+    """:class:`HardCounts` (float32, float64 for float64 input, as the general path's counts), or ``None``."""
     if other_act is not None or squared_pred or not (sigmoid or softmax):
         return None
     if not isinstance(input, Tensor) or not isinstance(target, Tensor) or not input.is_floating_point():
@@ -118,6 +130,5 @@ def hard_sums(input: object, target: object, *, include_background: bool, to_one
         if spare is None:
             return None
         sums = MarginSigmoidOverlap.apply(flat, scored_target, valid, not batch, spare)[0]
-    ground = scored_target.sum(dim=(0, 2) if batch else 2)
     tp, fp, fn = sums.unbind(0)
-    return tp, fp, fn, ground
+    return HardCounts(tp, fp, fn, scored_target)

@@ -48,11 +48,6 @@ def cross_entropy_term(input: Tensor, target: Tensor, *, weight: Optional[Tensor
     """
     # On the CPU the clamp's full-size copy is skipped where it changes nothing (one read instead)
     logits = clamp_if_needed(input) if input.device.type == "cpu" else saturate(input)
-    return _cross_entropy(logits, target, weight, reduction, label_smoothing)
-
-
-def _cross_entropy(logits: Tensor, target: Tensor, weight: Optional[Tensor], reduction: str,
-                   label_smoothing: float) -> Tensor:
     if logits.shape[1] == 1:
         return F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype), reduction=reduction,
                                                   pos_weight=None if weight is None else weight.to(logits))

@@ -16,7 +16,7 @@ from stableloss import _checks
 from stableloss.monai._hard import hard_sums
 from stableloss.monai._options import MonaiRegionLoss, Weight, check_weight, class_weights
 from stableloss.monai._prepare import prepare, reduce_axes, reduce_monai
-from stableloss.monai._region import Counts, counts, dice_from_counts, false_counts
+from stableloss.monai._region import counts, dice_from_counts, false_counts
 
 W_TYPES = ("simple", "square", "uniform")
 
@@ -31,7 +31,7 @@ def dice_loss(input: Tensor, target: Tensor, *, include_background: bool = True,
                      softmax=softmax, other_act=other_act, ignore_index=ignore_index, batch=batch,
                      squared_pred=squared_pred)
     if hard is not None:  # the CPU fast path (stableloss.monai._hard)
-        overlap = Counts(hard[0], hard[1] + hard[2])
+        overlap = hard.counts
     else:
         prepared = prepare(input, target, include_background=include_background, to_onehot_y=to_onehot_y,
                            sigmoid=sigmoid, softmax=softmax, other_act=other_act, ignore_index=ignore_index)
@@ -52,7 +52,8 @@ def generalized_dice_loss(input: Tensor, target: Tensor, *, include_background: 
     hard = hard_sums(input, target, include_background=include_background, to_onehot_y=to_onehot_y, sigmoid=sigmoid,
                      softmax=softmax, other_act=other_act, ignore_index=None, batch=batch)
     if hard is not None:  # the CPU fast path (stableloss.monai._hard)
-        overlap, ground = Counts(hard[0], hard[1] + hard[2]), hard[3]
+        overlap = hard.counts
+        ground = hard.target.sum(dim=(0, 2) if batch else 2)
     else:
         prepared = prepare(input, target, include_background=include_background, to_onehot_y=to_onehot_y,
                            sigmoid=sigmoid, softmax=softmax, other_act=other_act)
@@ -91,7 +92,7 @@ def tversky_loss(input: Tensor, target: Tensor, *, include_background: bool = Tr
     hard = hard_sums(input, target, include_background=include_background, to_onehot_y=to_onehot_y, sigmoid=sigmoid,
                      softmax=softmax, other_act=other_act, ignore_index=ignore_index, batch=batch)
     if hard is not None:  # the CPU fast path (stableloss.monai._hard)
-        tp, fp, fn, _ = hard
+        tp, fp, fn = hard.tp, hard.fp, hard.fn
     else:
         prepared = prepare(input, target, include_background=include_background, to_onehot_y=to_onehot_y,
                            sigmoid=sigmoid, softmax=softmax, other_act=other_act, ignore_index=ignore_index)

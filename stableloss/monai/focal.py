@@ -9,7 +9,6 @@ and ``1 - p`` is ``-expm1(log p)``; the values are MONAI's to float32 rounding.
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Optional, Sequence, Union
 
@@ -119,15 +118,7 @@ def label_softmax_focal(input: Tensor, target: Tensor, *, include_background: bo
     terms = terms * counted
     if reduction == "none":
         return torch.zeros_like(log_probs).scatter(1, index, terms)
-    spatial = list(range(2, terms.dim()))
-    if reduction == "sum" and spatial:
-        if mask is None:
-            return terms.sum() / math.prod(terms.shape[2:])
-        count = mask.sum(dim=spatial).clamp_min(torch.finfo(mask.dtype).eps)
-        return (terms.sum(dim=spatial) / count).sum()
-    if mask is None:
-        return terms.sum() / log_probs.numel()
-    return terms.sum() / mask.sum().clamp_min(torch.finfo(mask.dtype).eps)
+    return reduce_focal(terms, reduction, mask, elements=log_probs.numel())
 
 
 def check_focal_weight(weight: Optional[Tensor], scored: int) -> None:
@@ -195,21 +186,25 @@ def focal_loss(input: Tensor, target: Tensor, *, include_background: bool = True
     return reduce_focal(loss, reduction, mask)
 
 
-def reduce_focal(loss: Tensor, reduction: str, mask: Optional[Tensor]) -> Tensor:
+def reduce_focal(loss: Tensor, reduction: str, mask: Optional[Tensor], *, elements: Optional[int] = None) -> Tensor:
     """MONAI's focal reduction: ``"mean"`` divides by the count of unmasked pixels (not times the
-    channels), ``"sum"`` sums the per-image, per-channel spatial means, ``"none"`` keeps every element."""
+    channels), ``"sum"`` sums the per-image, per-channel spatial means, ``"none"`` keeps every element.
+
+    ``elements``: what an unmasked mean divides by when ``loss`` holds the channels already summed
+    (``(B, 1, *S)`` terms standing for ``(B, C, *S)``); default ``loss.numel()``.
+    """
     if reduction == "none":
         return loss
     spatial = list(range(2, loss.dim()))
     if reduction == "sum":
         if not spatial:  # (B, C) classification output: MONAI's mean over no dims is a mean over all
-            return loss.sum() / (loss.numel() if mask is None else mask.sum().clamp_min(torch.finfo(mask.dtype).eps))
-        if mask is None:
+            return reduce_focal(loss, "mean", mask, elements=elements)
+        if mask is None:  # a (B, 1, *S) loss of summed channels too: its spatial means add up the same
             return loss.mean(dim=spatial).sum()
         count = mask.sum(dim=spatial, keepdim=True).clamp_min(torch.finfo(mask.dtype).eps)
         return (loss.sum(dim=spatial, keepdim=True) / count).sum()
     if mask is None:
-        return loss.mean()
+        return loss.mean() if elements is None else loss.sum() / elements
     return loss.sum() / mask.sum().clamp_min(torch.finfo(mask.dtype).eps)
 
 
