@@ -19,7 +19,7 @@ Huttenlocher 2012): the squared distance is a sum over axes, so it is built one 
      until no line removes one, a host synchronisation per iteration). The default for long lines.
    - ``"dense"``: the minimum over every ``y`` at once, in chunks of lines: O(n^2) work per line,
      branch-free, no host synchronisation: the default on CUDA for lines up to 1024 pixels, and on
-     the CPU for lines up to 96 pixels.
+     the CPU for short lines, the cutoff depending on the number of lines (:func:`default_algorithm`).
 
 Everything is float32. Each candidate value is a sum of squared distances rounded a few times, so
 the result is within a few float32 ulps of the exact distance (checked against SciPy's float64 in
@@ -34,7 +34,7 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -44,8 +44,13 @@ ALGORITHMS = ("envelope", "dense")
 
 # Elements of the (lines, n, n) candidate tensor that the dense algorithm builds at once.
 _DENSE_BUDGET = {"cpu": 1 << 22, "cuda": 1 << 26}
-# Longest line for which "dense" (O(n^2) per line) is the default (CPU: measured crossover ~100).
-_DENSE_MAX_LENGTH = {"cpu": 96, "cuda": 1024}
+# Longest line for which "dense" (O(n^2) per line, branch-free) is the default on CUDA.
+_DENSE_MAX_LENGTH_CUDA = 1024
+# CPU: "dense" costs ~ d n^2 per line, "envelope" ~ n (a + b L) for L lines (a Python step per
+# position, a: its fixed cost). Fitted to one-thread timings of both on 2-D and 3-D balls (n 16 to
+# 96, L 128 to 4608 lines; docs/benchmarks.md, "Distance engine"): a/b ~ 860 lines, b/d ~ 23 pixels.
+_CPU_STEP_LINES = 860
+_CPU_DENSE_WIDTH = 23
 # Lines the envelope algorithm advances together (one Python step per position for all of them).
 _ENVELOPE_LINES = 1 << 14
 # Lines per chunk of the elementwise passes on CPU (scan, envelope evaluation): on CPU, large fresh
@@ -73,7 +78,37 @@ def distance_to_seeds(
         return torch.empty(seeds.shape, dtype=torch.float32, device=seeds.device)
     if backend == "scipy":
         return _scipy_distance_to_seeds(seeds, spacing)
+    return _distance_op(seeds, [float(h) for h in spacing], algorithm)
+
+
+def _torch_distance_to_seeds(seeds: Tensor, spacing: list[float], algorithm: str | None) -> Tensor:
+    """The torch transform as one opaque operation (:data:`_distance_op`): data-dependent steps inside."""
+    if seeds.numel() == 0:
+        return torch.zeros(seeds.shape, dtype=torch.float32, device=seeds.device)
     return squared_distance_to_seeds(seeds, spacing, algorithm=algorithm).sqrt_().contiguous()
+
+
+def _distance_like(seeds: Tensor, spacing: list[float], algorithm: str | None) -> Tensor:
+    """The fake kernel: a float32 tensor of the seeds' shape (for the compiler's shape propagation)."""
+    return seeds.new_empty(seeds.shape, dtype=torch.float32)
+
+
+def _distance_vmap(info: object, in_dims: tuple[int | None, ...], seeds: Tensor, spacing: list[float],
+                   algorithm: str | None) -> tuple[Tensor, int]:
+    """vmap's batching rule: the vmapped dim joins the leading batch dims (spatial dims are the last)."""
+    seeds = seeds.movedim(in_dims[0], 0) if in_dims[0] is not None else seeds.expand(info.batch_size, *seeds.shape)  # type: ignore[attr-defined]
+    return _distance_op(seeds, spacing, algorithm), 0
+
+
+_distance_op: Callable[[Tensor, list[float], str | None], Tensor]
+if hasattr(torch.library, "custom_op"):  # torch >= 2.4: opaque to torch.compile, batched for torch.func.vmap
+    # The envelope algorithm branches on the data (stack pops, skipped positions): as a custom op the
+    # compiler sees one operation with a fake kernel, never its Python steps, at every image size.
+    _distance_op = torch.library.custom_op("stableloss::distance_to_seeds", mutates_args=())(_torch_distance_to_seeds)
+    _distance_op.register_fake(_distance_like)
+    torch.library.register_vmap("stableloss::distance_to_seeds", _distance_vmap)
+else:  # pragma: no cover - torch < 2.4 runs the transform as plain torch code
+    _distance_op = _torch_distance_to_seeds
 
 
 def _scipy_distance_to_seeds(seeds: Tensor, spacing: Sequence[float]) -> Tensor:
@@ -90,10 +125,24 @@ def _scipy_distance_to_seeds(seeds: Tensor, spacing: Sequence[float]) -> Tensor:
     return torch.from_numpy(out).reshape(seeds.shape)
 
 
-def default_algorithm(device: torch.device, n: int) -> str:
-    """``"dense"`` for short lines (CUDA: up to 1024 pixels, branch-free with no host sync; CPU: up to
-    96, where the envelope's Python steps cost more than the O(n^2) work), else ``"envelope"``."""
-    return "dense" if n <= _DENSE_MAX_LENGTH.get(device.type, _DENSE_MAX_LENGTH["cuda"]) else "envelope"
+def default_algorithm(device: torch.device, n: int, lines: int) -> str:
+    """The faster algorithm for ``lines`` lines of ``n`` pixels: ``"dense"`` or ``"envelope"``.
+
+    CUDA: ``"dense"`` up to 1024 pixels (branch-free, no host synchronisation). CPU: ``"dense"`` while
+    ``n L < 23 (L + 860)``, the measured crossover (module constants): e.g. up to 26 pixels for many
+    lines, 64 pixels for 128 lines; a 3-D volume's lines are many, so its cutoff is lower than a
+    2-D image's of the same width.
+    """
+    if device.type != "cpu":
+        return "dense" if n <= _DENSE_MAX_LENGTH_CUDA else "envelope"
+    return "dense" if n * lines < _CPU_DENSE_WIDTH * (lines + _CPU_STEP_LINES) else "envelope"
+
+
+def dense_max_length(device: torch.device, lines: int) -> int:
+    """The longest line for which :func:`default_algorithm` picks ``"dense"`` with ``lines`` lines."""
+    if device.type != "cpu":
+        return _DENSE_MAX_LENGTH_CUDA
+    return max(1, -(-_CPU_DENSE_WIDTH * (lines + _CPU_STEP_LINES) // lines) - 1)
 
 
 def squared_distance_to_seeds(
@@ -117,7 +166,7 @@ def squared_distance_to_seeds(
     dist = _scan_axis(seeds, seeds.dim() - 1, float(spacing[-1]))
     for axis in range(first_spatial, seeds.dim() - 1):
         n = seeds.shape[axis]
-        method = algorithm or default_algorithm(seeds.device, n)
+        method = algorithm or default_algorithm(seeds.device, n, seeds.numel() // n)
         dist = _along_axis(dist, axis, float(spacing[axis - first_spatial]) ** 2, method)
     return dist
 

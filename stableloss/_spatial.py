@@ -93,8 +93,7 @@ def checked_map(distance_map: object, batch: SpatialBatch, options: BoundaryOpti
 
 def traced(tensor: Tensor) -> bool:
     """Whether ``tensor`` has no readable data: under ``torch.compile``, a ``torch.func`` transform, or on meta."""
-    return (_checks.is_compiling() or tensor.device.type == "meta"
-            or bool(torch._C._functorch.is_functorch_wrapped_tensor(tensor)))
+    return _checks.is_traced(tensor)
 
 
 def normalizer(batch: SpatialBatch) -> float:

@@ -334,7 +334,7 @@ def _resolve_backend(backend: object, tensor: Tensor) -> str:
 
 def _traced(tensor: Tensor) -> bool:
     """Whether ``tensor`` has no NumPy-readable data: under ``torch.compile`` or a ``torch.func`` transform."""
-    return _checks.is_compiling() or bool(torch._C._functorch.is_functorch_wrapped_tensor(tensor))
+    return _checks.is_traced(tensor)
 
 
 def _scipy_available() -> bool:

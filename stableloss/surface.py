@@ -11,7 +11,13 @@ MONAI 1.6.1's definitions (``compute_hausdorff_distance``, ``compute_average_sur
 - A surface distance is the Euclidean distance from a surface pixel of one mask to the nearest
   surface pixel of the other (between pixel centres, in the units of ``spacing``; MONAI's KD-tree
   over the edge coordinates). Here it is read from an exact distance transform of the other
-  mask's surface (:mod:`stableloss._edt`), so no coordinates leave the device.
+  mask's surface, only at surface pixels.
+- How (``backend=``, as :func:`~stableloss.distance_transform_edt` takes it): eager CPU tensors
+  go one image and channel at a time, cropped to the bounding box of both masks (outside it both
+  are background, so no surface pixel or distance changes), with SciPy's transform (``"scipy"``,
+  and ``"auto"`` when SciPy is installed) or the torch one (``"torch"``) of the crop. CUDA
+  tensors, and tensors under ``torch.compile`` or a ``torch.func`` transform, take one torch
+  transform of the whole batch on their device: no host round trip.
 - Percentiles interpolate linearly between order statistics (``torch.quantile``'s default, which
   MONAI uses).
 
@@ -26,15 +32,15 @@ mask: its interpolation computes ``inf - inf``.)
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
 from stableloss import _checks
-from stableloss._edt import distance_to_seeds
-from stableloss.distance import Spacing, extent_diagonal
+from stableloss._surface_stats import SurfaceStats, batched_stats, cropped_stats
+from stableloss._surface_stats import surface_mask as surface_mask  # public: stableloss.surface.surface_mask
+from stableloss.distance import Spacing, _resolve_backend, extent_diagonal
 
 EMPTY = ("bound", "nan")
 
@@ -48,6 +54,7 @@ def hausdorff_distance(
     percentile: float = 95.0,
     spacing: Spacing = None,
     empty: str = "bound",
+    backend: str = "auto",
     validate_args: bool = True,
 ) -> Tensor:
     """Percentile (default 95th) symmetric Hausdorff distance between surfaces, per image and channel.
@@ -67,6 +74,7 @@ def hausdorff_distance(
         percentile: In [0, 100].
         spacing: None (1 per dim), one positive number, or one per spatial dim.
         empty: ``"bound"`` or ``"nan"``: the value with an empty mask (module docstring).
+        backend: ``"auto"``, ``"torch"`` or ``"scipy"``: the distance transform on CPU (module docstring).
         validate_args: Check that both are binary (a host sync).
 
     Shape:
@@ -92,7 +100,7 @@ def hausdorff_distance(
     """
     if percentile is None:  # surface_metrics reads None as "leave the distance out": refuse it here, by name
         _checks.check_number("percentile", percentile, low=0.0, high=100.0)
-    return surface_metrics(pred, target, percentile=percentile, spacing=spacing, empty=empty,
+    return surface_metrics(pred, target, percentile=percentile, spacing=spacing, empty=empty, backend=backend,
                            validate_args=validate_args)["hausdorff"]
 
 
@@ -103,6 +111,7 @@ def average_surface_distance(
     symmetric: bool = True,
     spacing: Spacing = None,
     empty: str = "bound",
+    backend: str = "auto",
     validate_args: bool = True,
 ) -> Tensor:
     """Average (symmetric) surface distance, ASSD, per image and channel.
@@ -120,6 +129,7 @@ def average_surface_distance(
         symmetric: Both directions (ASSD, default) or prediction to target only.
         spacing: None (1 per dim), one positive number, or one per spatial dim.
         empty: ``"bound"`` or ``"nan"`` (module docstring).
+        backend: ``"auto"``, ``"torch"`` or ``"scipy"``: the distance transform on CPU (module docstring).
         validate_args: Check that both are binary (a host sync).
 
     Shape:
@@ -140,7 +150,7 @@ def average_surface_distance(
     """
     symmetric = _checks.check_bool("symmetric", symmetric)
     key = "assd" if symmetric else "asd"
-    return surface_metrics(pred, target, spacing=spacing, empty=empty, validate_args=validate_args,
+    return surface_metrics(pred, target, spacing=spacing, empty=empty, backend=backend, validate_args=validate_args,
                            percentile=None, directed=not symmetric)[key]
 
 
@@ -151,6 +161,7 @@ def normalized_surface_dice(
     *,
     spacing: Spacing = None,
     empty: str = "bound",
+    backend: str = "auto",
     validate_args: bool = True,
 ) -> Tensor:
     """Normalised surface Dice at a tolerance, per image and channel.
@@ -169,6 +180,7 @@ def normalized_surface_dice(
         tolerance: ``tau`` in the units of ``spacing``, >= 0: one number, or one per channel.
         spacing: None (1 per dim), one positive number, or one per spatial dim.
         empty: ``"bound"`` or ``"nan"`` (module docstring).
+        backend: ``"auto"``, ``"torch"`` or ``"scipy"``: the distance transform on CPU (module docstring).
         validate_args: Check that both are binary (a host sync).
 
     Shape:
@@ -190,7 +202,7 @@ def normalized_surface_dice(
     """
     if tolerance is None:  # surface_metrics reads None as "leave the surface Dice out": refuse it here, by name
         _checks.check_tolerance(tolerance, 1)
-    return surface_metrics(pred, target, tolerance=tolerance, spacing=spacing, empty=empty,
+    return surface_metrics(pred, target, tolerance=tolerance, spacing=spacing, empty=empty, backend=backend,
                            validate_args=validate_args, percentile=None)["nsd"]
 
 
@@ -203,6 +215,7 @@ def surface_metrics(
     spacing: Spacing = None,
     empty: str = "bound",
     directed: bool = False,
+    backend: str = "auto",
     validate_args: bool = True,
 ) -> dict[str, Tensor]:
     """Several surface metrics from one distance transform pass (for validation loops).
@@ -232,14 +245,20 @@ def surface_metrics(
     _checks.check_choice("empty", empty, EMPTY)
     directed = _checks.check_bool("directed", directed)
     q = None if percentile is None else _checks.check_number("percentile", percentile, low=0.0, high=100.0) / 100.0
-    tau = None if tolerance is None else _tolerance(tolerance, pred_b.shape[1], pred_b.device)
     n, c = pred_b.shape[:2]
-    edges_p, edges_t, to_target, to_pred = _surface_distances(pred_b, target_b, spacing_t)
-    count_p = edges_p.sum(dim=1, dtype=torch.float64)
-    count_t = edges_t.sum(dim=1, dtype=torch.float64)
-    both_empty = (count_p == 0) & (count_t == 0)
-    one_empty = (count_p == 0) ^ (count_t == 0)
-    bound = extent_diagonal(pred_b.shape[2:], spacing_t)
+    tau = None if tolerance is None else _tolerance(tolerance, c, pred_b.device).repeat(n)
+    backend = _resolve_backend(backend, pred_b)  # "torch" off the CPU and where values cannot be read
+    if pred_b.device.type == "cpu" and not _checks.is_traced(pred_b) and not _checks.is_traced(target_b):
+        stats = cropped_stats(pred_b, target_b, spacing_t, q, tau, backend)
+    else:
+        stats = batched_stats(pred_b, target_b, spacing_t, q, tau)
+    return _finish(stats, n, c, extent_diagonal(pred_b.shape[2:], spacing_t), empty, directed)
+
+
+def _finish(stats: SurfaceStats, n: int, c: int, bound: float, empty: str, directed: bool) -> dict[str, Tensor]:
+    """The metrics from the per-row statistics, with the empty-mask policy; each ``(N, C)`` float32."""
+    both_empty = (stats.count_p == 0) & (stats.count_t == 0)
+    one_empty = (stats.count_p == 0) ^ (stats.count_t == 0)
     far, none = (bound, 0.0) if empty == "bound" else (float("inf"), float("nan"))
 
     def finish(value: Tensor, *, if_none: float, if_one: float) -> Tensor:
@@ -247,73 +266,15 @@ def surface_metrics(
         return value.float().reshape(n, c)
 
     out: dict[str, Tensor] = {}
-    if q is not None:
-        hd = torch.maximum(_percentile(to_target, edges_p, count_p, q), _percentile(to_pred, edges_t, count_t, q))
-        out["hausdorff"] = finish(hd, if_none=none, if_one=far)
-    sum_p = torch.where(edges_p, to_target, 0.0).sum(dim=1, dtype=torch.float64)
-    sum_t = torch.where(edges_t, to_pred, 0.0).sum(dim=1, dtype=torch.float64)
-    out["assd"] = finish((sum_p + sum_t) / (count_p + count_t).clamp(min=1), if_none=none, if_one=far)
+    if stats.percentile is not None:
+        out["hausdorff"] = finish(stats.percentile, if_none=none, if_one=far)
+    surface = (stats.count_p + stats.count_t).clamp(min=1)
+    out["assd"] = finish((stats.sum_p + stats.sum_t) / surface, if_none=none, if_one=far)
     if directed:
-        out["asd"] = finish(sum_p / count_p.clamp(min=1), if_none=none, if_one=far)
-    if tau is not None:
-        tau_rows = tau.repeat(n)[:, None]
-        hit = (edges_p & (to_target <= tau_rows)).sum(dim=1) + (edges_t & (to_pred <= tau_rows)).sum(dim=1)
-        nsd = hit.double() / (count_p + count_t).clamp(min=1)
-        out["nsd"] = finish(nsd, if_none=1.0 if empty == "bound" else float("nan"), if_one=0.0)
+        out["asd"] = finish(stats.sum_p / stats.count_p.clamp(min=1), if_none=none, if_one=far)
+    if stats.hits is not None:
+        out["nsd"] = finish(stats.hits / surface, if_none=1.0 if empty == "bound" else float("nan"), if_one=0.0)
     return out
-
-
-def surface_mask(mask: Tensor) -> Tensor:
-    """The surface pixels of a bool ``(N, C, *S)`` mask: those with a face neighbour outside it.
-
-    ``mask & ~binary_erosion(mask)`` with SciPy's default cross structure and the image border
-    counting as background (MONAI's edge definition).
-
-    Example:
-        >>> m = torch.zeros(1, 1, 5, 5, dtype=torch.bool); m[..., 1:4, 1:4] = True
-        >>> surface_mask(m)[0, 0].int()
-        tensor([[0, 0, 0, 0, 0],
-                [0, 1, 1, 1, 0],
-                [0, 1, 0, 1, 0],
-                [0, 1, 1, 1, 0],
-                [0, 0, 0, 0, 0]], dtype=torch.int32)
-    """
-    interior = mask.clone()
-    for axis in range(2, mask.dim()):
-        n = mask.shape[axis]
-        if n < 3:  # every pixel touches the border along this axis
-            return mask.clone()
-        inner = interior.narrow(axis, 1, n - 2)
-        inner &= mask.narrow(axis, 0, n - 2)
-        inner &= mask.narrow(axis, 2, n - 2)
-        interior.narrow(axis, 0, 1).fill_(False)
-        interior.narrow(axis, n - 1, 1).fill_(False)
-    return mask & ~interior
-
-
-def _surface_distances(pred: Tensor, target: Tensor, spacing: tuple[float, ...]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Surfaces and distance maps, flattened to ``(N*C, P)``: edges of pred and target, distance to
-    the target's surface and distance to the prediction's surface (``inf`` where one is empty)."""
-    edges_p, edges_t = surface_mask(pred), surface_mask(target)
-    rows, pixels = pred.shape[0] * pred.shape[1], math.prod(pred.shape[2:])
-    dist = distance_to_seeds(torch.cat([edges_t, edges_p]), spacing, backend="torch")
-    to_target, to_pred = dist.reshape(2, rows, pixels).unbind(0)
-    return edges_p.reshape(rows, pixels), edges_t.reshape(rows, pixels), to_target, to_pred
-
-
-def _percentile(dist: Tensor, edges: Tensor, count: Tensor, q: float) -> Tensor:
-    """Per row, the q-quantile of ``dist`` over ``edges`` (linear interpolation, as torch.quantile)."""
-    if dist.shape[1] == 0:
-        return torch.zeros(dist.shape[0], dtype=torch.float64, device=dist.device)
-    if q == 1.0:
-        return torch.where(edges, dist, -float("inf")).amax(dim=1).double()
-    ordered = torch.where(edges, dist, float("inf")).sort(dim=1).values
-    rank = (count - 1).clamp(min=0).float() * q  # float32, as torch.quantile computes it
-    below = rank.floor().long()
-    above = rank.ceil().long()
-    low = ordered.gather(1, below[:, None])[:, 0]
-    high = ordered.gather(1, above[:, None])[:, 0]
-    return torch.lerp(low, high, rank - below.float()).double()
 
 
 def _check_pair(pred: object, target: object, validate_args: bool) -> tuple[Tensor, Tensor]:

@@ -149,7 +149,7 @@ LOSSES = [
              bounds=(None, None), overlap=False, perfect_value=None, scale=_map_magnitude),
     LossInfo("hausdorff", stableloss.HausdorffDTLoss, stableloss.hausdorff_dt_loss, reference.hausdorff_reference,
              variants=[{}, {"alpha": 1.0, "normalize": True}, {"no_surface": "zero", "spacing": 1.5}],
-             bounds=(0.0, None), overlap=False, vmap=False),  # the predicted mask's EDT branches on its data
+             bounds=(0.0, None), overlap=False),
     LossInfo("dou", stableloss.BoundaryDoULoss, stableloss.boundary_dou_loss, reference.boundary_dou_reference,
              variants=[{}, {"alpha_max": 0.5}], overlap=False, perfect_atol=1e-4),  # smooth = 1e-5 over >= 0.2 I
     LossInfo("hybrid", stableloss.BoundaryAwareLoss, stableloss.boundary_aware_loss, _hybrid_reference,

@@ -35,8 +35,6 @@ ONE_PER_LOSS = ("dice-1", "tversky-1", "jaccard-0", "focal-1", "logcosh-0", "see
 
 @pytest.mark.parametrize("info,options", [c for c, i in zip(CASES, IDS, strict=False) if i in ONE_PER_LOSS], ids=ONE_PER_LOSS)
 def test_compile_dynamic_shapes_equals_eager(info, options):
-    if info.name == "hausdorff":
-        pytest.skip("the predicted mask's distance transform inside the forward needs static shapes (documented)")
     torch._dynamo.reset()
     loss = info.build("multilabel", **options)
     takes_maps = "distance_map" in inspect.signature(loss.forward).parameters or (

@@ -2,11 +2,11 @@
 
 With SciPy installed, ``backend="auto"`` (every loss's default) sends CPU tensors to SciPy, so the
 registry-driven loss tests never run the torch transform on the CPU. Here each loss runs with
-``backend="torch"`` and ``backend="scipy"`` on sizes on both sides of the CPU's dense/envelope cutoff
-(:data:`stableloss._edt._DENSE_MAX_LENGTH`: lines up to 96 pixels take the dense minimum, longer ones
-the envelope; the dense minimum works in chunks of ``_DENSE_BUDGET // n^2`` lines), with
-``ignore_index``, ``spacing``, ``no_surface`` and ``inside_shift``, and each run must reach the
-transform it asked for.
+``backend="torch"`` and ``backend="scipy"`` with each of the torch transform's algorithms forced on
+its axes (the default picks one from the line length and the number of lines,
+:func:`stableloss._edt.default_algorithm`; the dense minimum works in chunks of
+``_DENSE_BUDGET // n^2`` lines), with ``ignore_index``, ``spacing``, ``no_surface`` and
+``inside_shift``, and each run must reach the transform it asked for.
 """
 
 import pytest
@@ -20,12 +20,11 @@ from tests.registry import BY_NAME
 
 pytest.importorskip("scipy.ndimage")
 
-CPU_CUTOFF = _edt._DENSE_MAX_LENGTH["cpu"]
-
-# Spatial sizes: 1-D (scan only), and 2-D/3-D with axes just below and just above the cutoff; the
-# (96, 8, 8) multiclass maps hold 2 * 2 * 3 * 64 = 768 lines along their first axis, more than one
-# dense chunk of _DENSE_BUDGET // 96^2 = 455 lines.
-SHAPES = [(7,), (130,), (6, 5), (CPU_CUTOFF + 1, 5), (3, 4, 5), (4, CPU_CUTOFF + 1, 3), (CPU_CUTOFF, 8, 8)]
+# Spatial sizes and the algorithm forced on the axes after the first: 1-D (scan only), 2-D and 3-D
+# with each algorithm; the (96, 8, 8) multiclass maps hold 2 * 2 * 3 * 64 = 768 lines along their
+# first axis, more than one dense chunk of _DENSE_BUDGET // 96^2 = 455 lines.
+SHAPES = [((7,), None), ((130,), None), ((6, 5), "dense"), ((97, 5), "envelope"), ((3, 4, 5), "dense"),
+          ((4, 97, 3), "envelope"), ((3, 4, 5), "envelope"), ((96, 8, 8), "dense")]
 
 LOSSES = {
     "boundary": lambda mode, **options: stableloss.BoundaryLoss(mode, **options),
@@ -83,13 +82,15 @@ def _value_and_grad(loss, logits, target):
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=["ignore-spacing-bound-shift", "zero"])
-@pytest.mark.parametrize("shape", SHAPES, ids=["x".join(map(str, s)) for s in SHAPES])
+@pytest.mark.parametrize("shape,algorithm", SHAPES, ids=["x".join(map(str, s)) + f"-{a}" for s, a in SHAPES])
 @pytest.mark.parametrize("mode", ["binary", "multiclass", "multilabel"])
 @pytest.mark.parametrize("name", list(LOSSES))
-def test_torch_and_scipy_backends_give_the_same_loss_and_gradient(monkeypatch, name, mode, shape, variant):
+def test_torch_and_scipy_backends_give_the_same_loss_and_gradient(monkeypatch, name, mode, shape, algorithm, variant):
     options = _options(name, variant, len(shape))
     logits, target = _case(mode, shape, options.get("ignore_index"))
     calls = _spy(monkeypatch)
+    if algorithm is not None:
+        monkeypatch.setattr(_edt, "default_algorithm", lambda device, n, lines: algorithm)
     results = {}
     for backend in ("torch", "scipy"):
         before = dict(calls)
@@ -102,7 +103,7 @@ def test_torch_and_scipy_backends_give_the_same_loss_and_gradient(monkeypatch, n
     torch.testing.assert_close(torch_grad, scipy_grad, rtol=1e-5, atol=1e-6 * float(torch_grad.abs().max()))
 
 
-@pytest.mark.parametrize("spatial", [(11,), (6, 7), (3, 4, 5), (CPU_CUTOFF + 1, 4)])
+@pytest.mark.parametrize("spatial", [(11,), (6, 7), (3, 4, 5), (300, 40)])
 @pytest.mark.parametrize("mode", ["binary", "multiclass", "multilabel"])
 @pytest.mark.parametrize("name, index", [(name, i) for name in ("boundary", "hausdorff") for i in range(len(BY_NAME[name].variants))])
 def test_registry_variants_with_the_torch_backend_agree_with_float64_reference(name, index, mode, spatial):

@@ -58,6 +58,7 @@ from stableloss._checks.values import (
     check_optional_number,
     check_weights,
     is_compiling,
+    is_traced,
 )
 
 __all__ = [
@@ -66,6 +67,6 @@ __all__ = [
     "check_classes", "check_ignore_index", "check_input", "check_int", "check_labels", "check_mode",
     "check_num_classes", "check_number", "check_optional_bool", "check_optional_number", "check_pair",
     "check_same_shape", "check_same_shape_pair", "check_spacing", "check_spacing_option", "check_spatial_tensor",
-    "check_target", "check_target_values", "check_tolerance", "check_weights", "is_compiling", "tensor_from_array",
+    "check_target", "check_target_values", "check_tolerance", "check_weights", "is_compiling", "is_traced", "tensor_from_array",
     "widen_unsigned",
 ]

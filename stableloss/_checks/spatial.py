@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from stableloss._checks.tensors import widen_unsigned
-from stableloss._checks.values import _is_bool, _scalar, as_number_tuple, check_int, check_number, is_compiling
+from stableloss._checks.values import _is_bool, _scalar, as_number_tuple, check_int, check_number, is_traced
 
 BACKENDS = ("auto", "torch", "scipy")
 
@@ -88,7 +88,7 @@ def check_binary(name: str, value: Tensor, *, validate_args: bool) -> Tensor:
     """A 0/1 tensor (bool, integer or float), returned as bool; values checked with ``validate_args``."""
     if value.dtype == torch.bool:
         return value
-    if validate_args and not is_compiling() and value.numel() > 0 and value.device.type != "meta":
+    if validate_args and not is_traced(value) and value.numel() > 0:
         bad = (value != 0) & (value != 1)  # NaN is != 0 and != 1
         if bool(bad.any()):
             example = value[bad][0].item()
@@ -124,7 +124,7 @@ def check_labels(labels: object, num_classes: object, ignore_index: Optional[int
     extra = "" if ignore_index is None else f" or ignore_index={ignore_index}"
     labels = widen_unsigned("target", labels, expected=f"class indices in [0, {num_classes - 1}]{extra} for "
                             f"num_classes={num_classes}", validate_args=validate_args)
-    if validate_args and not is_compiling() and labels.numel() > 0 and labels.device.type != "meta":
+    if validate_args and not is_traced(labels) and labels.numel() > 0:
         valid = labels if ignore_index is None else labels[labels != ignore_index]
         if valid.numel() > 0:
             low, high = (int(v) for v in torch.aminmax(valid))

@@ -21,6 +21,13 @@ def is_compiling() -> bool:
     return False  # pragma: no cover - torch < 2.3 without torch.compiler.is_compiling
 
 
+def is_traced(tensor: Tensor) -> bool:
+    """Whether ``tensor``'s values cannot be read (no checks, no NumPy round trip): under ``torch.compile``,
+    inside a ``torch.func`` transform (``vmap``, ``grad``: a functorch-wrapped tensor), or on the meta device."""
+    return (is_compiling() or tensor.device.type == "meta"
+            or bool(torch._C._functorch.is_functorch_wrapped_tensor(tensor)))
+
+
 def _describe(value: object) -> str:
     if isinstance(value, Tensor):
         return f"Tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
