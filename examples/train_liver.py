@@ -4,6 +4,7 @@ Quick start (synthetic phantom, CPU, no download)::
 
     python examples/train_liver.py            # default run
     python examples/train_liver.py --quick    # smoke test, about a minute
+    python examples/train_liver.py --preset hard-low-data   # hard phantom, 2 training volumes (issue 18)
 
 Real data on a GPU (LiTS or MSD Task03_Liver)::
 
@@ -37,11 +38,13 @@ from liver.config import choose_folds, cpu_threads, parse_args
 from liver.data import find_cases, make_target
 from liver.folds import patient_folds
 from liver.guard import NonFiniteError, NonFiniteGuard, nonfinite_parameters
+from liver.hard_phantom import write_hard_phantom
 from liver.infer import predict_volume, to_labels
 from liver.losses import build_loss, has_schedule, uses_distance_maps
 from liver.metrics import ValidationTracker
 from liver.model import build_model
 from liver.phantom import write_phantom
+from liver.postprocess import keep_largest_component
 from liver.precision import Precision
 from liver.report import save_contours, write_csv
 
@@ -90,11 +93,18 @@ def train_epoch(state: TrainState, loader: DataLoader, *, epoch: int, precision:
     return float(np.mean(losses)) if losses else float("nan")
 
 
-def validate(model, cache: SliceCache, val_ids: list[str], *, target: str, precision: Precision, batch_size: int):
+def validate(model, cache: SliceCache, val_ids: list[str], *, target: str, precision: Precision, batch_size: int,
+             lcc: bool = True):
     """Per validation volume in 3D (slices reassembled): Dice, HD95 and ASSD (mm, with the volume's
-    voxel size at the cached resolution); their means, global Dice, and the masks."""
+    voxel size at the cached resolution); their means, global Dice, and the (raw) masks.
+
+    With ``lcc`` the same scores after keeping the prediction's largest connected component
+    (:func:`liver.postprocess.keep_largest_component`) are added under the same keys with ``_lcc``
+    appended (``dice_per_volume_lcc``, ``hd95_mm_lcc``, ...).
+    """
     multiclass = target == "multiclass"
-    tracker = ValidationTracker((1, 2) if multiclass else (1,))
+    classes = (1, 2) if multiclass else (1,)
+    tracker, post = ValidationTracker(classes), ValidationTracker(classes)
     preds, trues = {}, {}
     for cid in tqdm(val_ids, desc="validate", leave=False, disable=None):
         volume = np.asarray(cache.volume(cid), np.float32)
@@ -103,7 +113,12 @@ def validate(model, cache: SliceCache, val_ids: list[str], *, target: str, preci
         preds[cid] = to_labels(probs, multiclass)
         trues[cid] = make_target(np.asarray(cache.labels(cid)), target)
         tracker.add(cid, preds[cid], trues[cid], spacing=cache.voxel_mm(cid))
-    return tracker.summary(), preds, trues
+        if lcc:
+            post.add(cid, keep_largest_component(preds[cid]), trues[cid], spacing=cache.voxel_mm(cid))
+    scores = tracker.summary()
+    if lcc:
+        scores.update({f"{k}_lcc": v for k, v in post.summary().items()})
+    return scores, preds, trues
 
 
 def end_of_epoch(state: TrainState, loss: float, seconds: float, *, cache: SliceCache, val_ids: list[str], args,
@@ -117,7 +132,9 @@ def end_of_epoch(state: TrainState, loss: float, seconds: float, *, cache: Slice
     best = scores["dice_per_volume"] > state.best
     row = {"epoch": state.epoch, "train_loss": round(loss, 5), "val_dice": round(scores["dice_per_volume"], 5),
            "val_dice_global": round(scores["dice_global"], 5), "val_hd95_mm": round(scores["hd95_mm"], 3),
-           "val_assd_mm": round(scores["assd_mm"], 3), "best": int(best),
+           "val_assd_mm": round(scores["assd_mm"], 3), "val_dice_lcc": round(scores["dice_per_volume_lcc"], 5),
+           "val_hd95_mm_lcc": round(scores["hd95_mm_lcc"], 3), "val_assd_mm_lcc": round(scores["assd_mm_lcc"], 3),
+           "best": int(best),
            "lr": f"{state.scheduler.get_last_lr()[0]:.3g}", "skipped": guard.skipped,
            "scaler_skipped": guard.scaler_skipped, "seconds": round(seconds, 1)}
     state.history.append(row)
@@ -129,12 +146,15 @@ def end_of_epoch(state: TrainState, loss: float, seconds: float, *, cache: Slice
     write_csv(out / "history.csv", state.history)
     log(f"epoch {state.epoch}/{args.epochs} | train loss {loss:.4f} | val Dice {scores['dice_per_volume']:.4f} "
         f"(global {scores['dice_global']:.4f}) | HD95 {scores['hd95_mm']:.1f} mm | ASSD {scores['assd_mm']:.2f} mm | "
+        f"largest component: Dice {scores['dice_per_volume_lcc']:.4f}, HD95 {scores['hd95_mm_lcc']:.1f} mm | "
         f"lr {row['lr']} | skipped {guard.skipped} | {row['seconds']} s")
 
 
 def epoch_scores(row: dict[str, Any]) -> dict[str, Any]:
-    """An epoch's validation scores from its history row (for summary.json)."""
-    return {k: row[k] for k in ("epoch", "val_dice", "val_hd95_mm", "val_assd_mm") if k in row}
+    """An epoch's validation scores from its history row (for summary.json): raw, and after keeping the
+    largest connected component (``_lcc``)."""
+    keys = ("epoch", "val_dice", "val_hd95_mm", "val_assd_mm", "val_dice_lcc", "val_hd95_mm_lcc", "val_assd_mm_lcc")
+    return {k: row[k] for k in keys if k in row}
 
 
 def prepare_data(args, info: ddp.DistInfo, *, maps: bool):
@@ -142,10 +162,12 @@ def prepare_data(args, info: ddp.DistInfo, *, maps: bool):
     ``maps``; rank 0 writes, the others wait."""
     data_dir = args.data_dir
     if data_dir is None:
-        data_dir = args.cache_dir / (f"phantom-v1-n{args.phantom_volumes}-s{args.phantom_size}"
+        kind = "" if args.phantom == "default" else f"-{args.phantom}"
+        data_dir = args.cache_dir / (f"phantom{kind}-v1-n{args.phantom_volumes}-s{args.phantom_size}"
                                      f"-z{args.phantom_slices}-seed{args.seed}")
+        writer = write_hard_phantom if args.phantom == "hard" else write_phantom
         if info.main:
-            write_phantom(data_dir, args.phantom_volumes, size=args.phantom_size, slices=args.phantom_slices, seed=args.seed)
+            writer(data_dir, args.phantom_volumes, size=args.phantom_size, slices=args.phantom_slices, seed=args.seed)
         ddp.barrier(info)
     cases = find_cases(data_dir)
     maps_for = args.target if maps else None
@@ -242,6 +264,11 @@ def main(argv: list[str] | None = None, *, stop_after: int | None = None) -> dic
     if note:
         log(note)
     train_ids, val_ids = patient_folds([c.case_id for c in cases], args.folds, seed=args.seed)[args.fold]
+    if args.train_volumes is not None:
+        if args.train_volumes > len(train_ids):
+            raise ValueError(f"--train-volumes must be at most the fold's {len(train_ids)} training volumes; "
+                             f"received {args.train_volumes}")
+        train_ids = train_ids[:args.train_volumes]
     log(f"{len(cases)} volumes: {len(train_ids)} train, {len(val_ids)} validation (fold {args.fold} of {args.folds}); "
         f"loss {args.loss}, precision {precision}, device {info.device}, {info.world} process(es), "
         f"{torch.get_num_threads()} thread(s)")

@@ -26,6 +26,7 @@ from liver.guard import NonFiniteError, NonFiniteGuard  # noqa: E402
 from liver.infer import predict_volume  # noqa: E402
 from liver.model import build_model  # noqa: E402
 from liver.phantom import write_phantom  # noqa: E402
+from liver.postprocess import keep_largest_component  # noqa: E402
 from liver.precision import Precision  # noqa: E402
 from stableloss import (  # noqa: E402
     BoundaryLoss,
@@ -336,7 +337,7 @@ def test_history_and_summary_report_hd95_and_assd_in_mm(tmp_path):
     cases = find_cases(tmp_path / "cache" / "phantom-v1-n3-s32-z8-seed0")
     cache = build_cache(cases, tmp_path / "cache", 32, progress=False)
     _, val_ids = patient_folds([c.case_id for c in cases], 3, seed=0)[0]
-    hd95, assd = [], []
+    hd95, assd, hd95_lcc = [], [], []
     for case in (c for c in cases if c.case_id in val_ids):
         x, y, z = np.abs(np.diag(nib.load(case.image).affine)[:3])  # the phantom's affine is diagonal; 32 pixels: no resizing
         probs = predict_volume([model], np.asarray(cache.volume(case.case_id), np.float32), multiclass=False,
@@ -344,9 +345,12 @@ def test_history_and_summary_report_hd95_and_assd_in_mm(tmp_path):
         pred, true = torch.from_numpy(probs > 0.5)[None], torch.from_numpy(np.asarray(cache.labels(case.case_id)) > 0)[None, None]
         hd95.append(hausdorff_distance(pred, true, spacing=(z, y, x)).item())
         assd.append(average_surface_distance(pred, true, spacing=(z, y, x)).item())
+        kept = torch.from_numpy(keep_largest_component((probs > 0.5).astype(np.uint8)) > 0)[None]
+        hd95_lcc.append(hausdorff_distance(kept, true, spacing=(z, y, x)).item())
     assert float(rows[-1]["val_hd95_mm"]) == pytest.approx(np.mean(hd95), abs=1e-3)
+    assert float(rows[-1]["val_hd95_mm_lcc"]) == pytest.approx(np.mean(hd95_lcc), abs=1e-3)
     assert float(rows[-1]["val_assd_mm"]) == pytest.approx(np.mean(assd), abs=1e-3)
-    scores = ("val_dice", "val_hd95_mm", "val_assd_mm")
+    scores = ("val_dice", "val_hd95_mm", "val_assd_mm", "val_dice_lcc", "val_hd95_mm_lcc", "val_assd_mm_lcc")
     assert summary["final_epoch"] == {"epoch": 2, **{k: float(rows[-1][k]) for k in scores}}
     best = [r for r in rows if r["best"] == "1"][-1]  # best.pt: the highest validation Dice, whatever HD95 says
     assert float(best["val_dice"]) == max(float(r["val_dice"]) for r in rows)

@@ -13,6 +13,7 @@ affines saying so, so reorientation is exercised as it is on real scans.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
@@ -136,16 +137,30 @@ def write_phantom(out_dir: Path, volumes: int, *, size: int = 128, slices: int =
     Returns:
         ``out_dir``.
     """
-    out_dir = Path(out_dir)
     params = {"version": VERSION, "volumes": volumes, "size": size, "slices": slices, "seed": seed}
+    return write_volumes(out_dir, params, lambda i: phantom_volume(seed, i, size, slices))
+
+
+def write_volumes(out_dir: Path, params: dict, make_volume: Callable[[int], tuple]) -> Path:
+    """Write ``params["volumes"]`` cases made by ``make_volume(index) -> (hu, labels, spacing)``.
+
+    The writer shared by the phantoms: each case is stored in one of three orientations
+    (:func:`_stored`) as ``volume-N.nii.gz`` and ``segmentation-N.nii.gz``, and ``params`` as
+    ``phantom.json``; the folder is built under a temporary name and renamed when complete, and a
+    complete folder whose ``phantom.json`` equals ``params`` is reused as is.
+
+    Returns:
+        ``out_dir``.
+    """
+    out_dir = Path(out_dir)
     manifest = out_dir / "phantom.json"
     if manifest.is_file() and json.loads(manifest.read_text()) == params:
         return out_dir
 
     def write(tmp: Path) -> None:
         tmp.mkdir()
-        for i in range(volumes):
-            hu, labels, spacing = phantom_volume(seed, i, size, slices)
+        for i in range(params["volumes"]):
+            hu, labels, spacing = make_volume(i)
             hu, labels, affine = _stored(hu, labels, spacing, i)
             nib.save(nib.Nifti1Image(hu, affine), tmp / f"volume-{i}.nii.gz")
             nib.save(nib.Nifti1Image(labels, affine), tmp / f"segmentation-{i}.nii.gz")

@@ -10,9 +10,10 @@ import numpy as np
 
 from liver.atomic import atomic_write
 
-COLUMNS = ("epoch", "train_loss", "val_dice", "val_dice_global", "val_hd95_mm", "val_assd_mm", "best", "lr", "skipped",
-           "scaler_skipped", "seconds")
-"""history.csv: validation scores are means over the validation volumes (HD95 and ASSD in mm, 3D);
+COLUMNS = ("epoch", "train_loss", "val_dice", "val_dice_global", "val_hd95_mm", "val_assd_mm", "val_dice_lcc",
+           "val_hd95_mm_lcc", "val_assd_mm_lcc", "best", "lr", "skipped", "scaler_skipped", "seconds")
+"""history.csv: validation scores are means over the validation volumes (HD95 and ASSD in mm, 3D),
+raw, and with ``_lcc`` after keeping the prediction's largest connected component;
 ``best`` is 1 on the epochs that wrote best.pt (the highest validation Dice so far); ``seconds``
 times the training pass (validation not included)."""
 
