@@ -247,6 +247,9 @@ def _lower_envelope(f: Tensor, c: float) -> Tensor:
     """
     n, num_lines = f.shape
     device, dtype = f.device, f.dtype
+    if device.type == "cpu":
+        v_np, z_np, top = _envelope_stacks_numpy(f.contiguous().numpy(), c)
+        return _evaluate_chunks(f, torch.from_numpy(v_np), torch.from_numpy(z_np), torch.from_numpy(top), c)
     inf = float("inf")
     v = torch.zeros(n + 1, num_lines, dtype=torch.int32, device=device)
     z = torch.full((n + 1, num_lines), inf, dtype=dtype, device=device)
@@ -283,11 +286,66 @@ def _lower_envelope(f: Tensor, c: float) -> Tensor:
         v_top.masked_fill_(active, float(q))
         z_top = torch.where(active, s, z_top)
         f_top = torch.where(active, f_q, f_top)
+    return _evaluate_chunks(f, v, z, torch.where(started, k, -1), c)
+
+
+def _envelope_stacks_numpy(f: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The CPU form of :func:`_lower_envelope`'s stack building, the same float32 arithmetic in NumPy.
+
+    On the CPU the per-position steps are bound by the cost of each operation call, which NumPy keeps
+    several times lower than torch; and a step's pops work only on the lines that popped at the
+    previous round (a line that keeps its top parabola cannot pop again in this step).
+
+    Returns:
+        ``(v, z, top)``: the apexes and boundaries ``(n + 1, L)``, and each line's top index
+        (-1 for a line without a parabola).
+    """
+    n, num_lines = f.shape
+    v = np.zeros((n + 1, num_lines), dtype=np.int32)
+    z = np.full((n + 1, num_lines), np.inf, dtype=np.float32)
+    k = np.full(num_lines, -1, dtype=np.int64)  # top of each stack; -1 before its first parabola
+    v_top = np.zeros(num_lines, dtype=np.float32)
+    z_top = np.full(num_lines, np.inf, dtype=np.float32)
+    f_top = np.zeros(num_lines, dtype=np.float32)
+    finite = np.isfinite(f)
+    two_c, half = np.float32(2 * c), np.float32(0.5)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for q in np.flatnonzero(finite.any(axis=1)):
+            active = np.flatnonzero(finite[q])
+            f_q, q32 = f[q], np.float32(q)
+            lines = active[k[active] >= 0]  # lines with a parabola that q may undercut
+            while lines.size:
+                s = (f_q[lines] - f_top[lines]) / ((q32 - v_top[lines]) * two_c) + (v_top[lines] + q32) * half
+                lines = lines[s <= z_top[lines]]
+                if not lines.size:
+                    break
+                k[lines] -= 1  # never below 0: nothing undercuts z[0] = -inf
+                below = k[lines]
+                previous = v[below, lines]
+                v_top[lines] = previous
+                z_top[lines] = z[below, lines]
+                f_top[lines] = f[previous, lines]
+            started = k[active] >= 0
+            s = np.full(active.size, -np.inf, dtype=np.float32)
+            grown = active[started]
+            s[started] = ((f_q[grown] - f_top[grown]) / ((q32 - v_top[grown]) * two_c)
+                          + (v_top[grown] + q32) * half)
+            k[active] += 1
+            v[k[active], active] = q
+            z[k[active], active] = s
+            v_top[active] = q32
+            z_top[active] = s
+            f_top[active] = f_q[active]
+    return v, z, k
+
+
+def _evaluate_chunks(f: Tensor, v: Tensor, z: Tensor, top: Tensor, c: float) -> Tensor:
+    """:func:`_evaluate` over chunks of lines (small temporaries on the CPU)."""
     out = torch.empty_like(f)
-    chunk = _chunk_lines(device, num_lines)
-    for begin in range(0, num_lines, chunk):
+    chunk = _chunk_lines(f.device, f.shape[1])
+    for begin in range(0, f.shape[1], chunk):
         cols = slice(begin, begin + chunk)
-        out[:, cols] = _evaluate(f[:, cols], v[:, cols], z[:, cols], torch.where(started, k, -1)[cols], c)
+        out[:, cols] = _evaluate(f[:, cols], v[:, cols], z[:, cols], top[cols], c)
     return out
 
 
