@@ -41,8 +41,8 @@ class _StraightThroughClamp(torch.autograd.Function):
     @staticmethod
     def forward(x: Tensor, low: float, high: float) -> Tensor:  # type: ignore[override]
         dtype = compute_dtype(x.dtype)
-        if x.dtype == dtype:
-            return x.clamp(low, high)
+        if x.dtype == dtype or is_compiling():  # out of place under dynamo (see _sigmoid_focal._SigmoidFocal)
+            return x.to(dtype).clamp(low, high)
         return x.to(dtype).clamp_(low, high)  # the cast made a fresh copy: clamp it in place
 
     @staticmethod

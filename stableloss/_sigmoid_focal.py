@@ -56,6 +56,14 @@ class _SigmoidFocal(torch.autograd.Function):
     def forward(input: Tensor, target: Tensor, weight: Optional[Tensor], gamma: float,  # type: ignore[override]
                 threshold: Optional[float]) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         logits = saturate(input)  # autograd is off inside forward: a plain cast and clamp
+        if is_compiling():
+            # The same operations out of place: torch 2.11's dynamo returns a zero gradient for this
+            # Function when its forward builds the outputs in place (measured on an H200 machine,
+            # docs/benchmarks.md "Second GPU run"; torch 2.14 is not affected).
+            ce = logits.clamp_min(0.0) - target * logits + logits.abs().neg().exp().log1p()
+            u = -torch.expm1(-ce)
+            loss = focal_factor(u, ce, gamma, threshold) * ce
+            return (loss if weight is None else loss * weight), logits, ce, u
         ce = logits.clamp_min(0.0).addcmul_(target, logits, value=-1.0)
         ce.add_(logits.abs().neg_().exp_().log1p_())  # the order of sigmoid_cross_entropy
         u = torch.neg(ce).expm1_().neg_()  # one_minus_pt(ce) in place: no autograd inside forward
