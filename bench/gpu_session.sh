@@ -3,8 +3,10 @@
 # repository root; reports under ${OUT:-gpu_out}). Each part has its own time limit and report, so a
 # part cut short loses only itself:
 #   1. the CUDA test selection in automatic mode, 8 xdist workers when pytest-xdist is there;
-#   2. bench/gpu_evidence.py's agreement grid (fused vs eager vs float64), in two halves;
-#   3. bench/monai_speed.py and bench/speed.py CUDA rows.
+#   2. the distance engine's CUDA rows (bench/distance.py: signed maps and HD95) and the
+#      dense/envelope crossover (bench/edt_cutoff.py);
+#   3. the fused kernels' tests with STABLELOSS_FUSED=1;
+#   4. bench/monai_speed.py CUDA rows;
 # Wheels the machine lacks (MONAI, segmentation-models-pytorch, nibabel) may travel in .whl/.
 set -u
 OUT=${OUT:-gpu_out}
@@ -22,7 +24,7 @@ fi
 XDIST=$(python3 -c "import xdist" 2>/dev/null && echo "-n 8")
 part() { echo "== $1 $(date -u +%T)" >>"$LOG"; shift; timeout "$@" >>"$LOG" 2>&1; echo "rc=$? $(date -u +%T)" >>"$LOG"; }
 part "cuda tests" 200 python3 -m pytest tests -k "(cuda or triton) and not run_on_cpu" -q -rfE -p no:cacheprovider $XDIST
-part "agreement 1" 150 python3 bench/gpu_evidence.py --skip tests,speed --losses dice,jaccard,tversky,log_cosh_dice --out "$OUT/agreement-region.json"
-part "agreement 2" 120 python3 bench/gpu_evidence.py --skip tests,speed --losses focal,hybrid --out "$OUT/agreement-focal.json"
-part "monai speed" 90 python3 bench/monai_speed.py --device cuda --repeats 20 --out "$OUT"
-part "speed" 90 python3 bench/speed.py --device cuda --sources stableloss-eager,stableloss-fused,smp,monai --repeats 15 --out "$OUT"
+part "distance" 80 python3 bench/distance.py --device cuda --repeats 7 --budget 8 --out "$OUT"
+part "edt cutoff" 45 python3 bench/edt_cutoff.py --device cuda --out "$OUT"
+part "fused tests" 90 env STABLELOSS_FUSED=1 python3 -m pytest tests/test_fused_triton.py tests/test_stability.py -k "cuda and (dice or focal or tversky)" -q -rfE -p no:cacheprovider $XDIST
+part "monai speed" 50 python3 bench/monai_speed.py --device cuda --repeats 20 --out "$OUT"

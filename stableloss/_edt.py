@@ -18,7 +18,7 @@ Huttenlocher 2012): the squared distance is a sum over axes, so it is built one 
      tensor work; the number of parabolas a step removes differs per line, so each step loops
      until no line removes one, a host synchronisation per iteration). The default for long lines.
    - ``"dense"``: the minimum over every ``y`` at once, in chunks of lines: O(n^2) work per line,
-     branch-free, no host synchronisation: the default on CUDA for lines up to 1024 pixels, and on
+     branch-free, no host synchronisation: the default on CUDA for lines up to 2048 pixels, and on
      the CPU for short lines, the cutoff depending on the number of lines (:func:`default_algorithm`).
 
 Everything is float32. Each candidate value is a sum of squared distances rounded a few times, so
@@ -44,13 +44,16 @@ ALGORITHMS = ("envelope", "dense")
 
 # Elements of the (lines, n, n) candidate tensor that the dense algorithm builds at once.
 _DENSE_BUDGET = {"cpu": 1 << 22, "cuda": 1 << 26}
-# Longest line for which "dense" (O(n^2) per line, branch-free) is the default on CUDA.
-_DENSE_MAX_LENGTH_CUDA = 1024
-# CPU: "dense" costs ~ d n^2 per line, "envelope" ~ n (a + b L) for L lines (a Python step per
-# position, a: its fixed cost). Fitted to one-thread timings of both on 2-D and 3-D balls (n 16 to
-# 96, L 128 to 4608 lines; docs/benchmarks.md, "Distance engine"): a/b ~ 860 lines, b/d ~ 23 pixels.
-_CPU_STEP_LINES = 860
-_CPU_DENSE_WIDTH = 23
+# Longest line for which "dense" (O(n^2) per line, branch-free) is the default on CUDA: on an H200 it
+# took 0.02x to 0.43x the envelope's time from 64 to 2048 pixels (`bench/edt_cutoff.py --device cuda`,
+# docs/benchmarks.md "Second GPU run"); longer lines were not measured.
+_DENSE_MAX_LENGTH_CUDA = 2048
+# CPU: "dense" costs ~ d n^2 per line, "envelope" ~ n (a + b L) for L lines (a NumPy step per
+# position, a: its fixed cost). Fitted to one-thread timings of both on 2-D and 3-D balls
+# (`python bench/edt_cutoff.py --threads 1 --clock thread`: n 16 to 128, L 128 to 8192 lines; the
+# fit picks the faster one at all 12 sizes; docs/distance.md): a/b ~ 300 lines, b/d ~ 22 pixels.
+_CPU_STEP_LINES = 300
+_CPU_DENSE_WIDTH = 22
 # Lines the envelope algorithm advances together (one Python step per position for all of them).
 _ENVELOPE_LINES = 1 << 14
 # Lines per chunk of the elementwise passes on CPU (scan, envelope evaluation): on CPU, large fresh
@@ -128,9 +131,9 @@ def _scipy_distance_to_seeds(seeds: Tensor, spacing: Sequence[float]) -> Tensor:
 def default_algorithm(device: torch.device, n: int, lines: int) -> str:
     """The faster algorithm for ``lines`` lines of ``n`` pixels: ``"dense"`` or ``"envelope"``.
 
-    CUDA: ``"dense"`` up to 1024 pixels (branch-free, no host synchronisation). CPU: ``"dense"`` while
-    ``n L < 23 (L + 860)``, the measured crossover (module constants): e.g. up to 26 pixels for many
-    lines, 64 pixels for 128 lines; a 3-D volume's lines are many, so its cutoff is lower than a
+    CUDA: ``"dense"`` up to 2048 pixels (branch-free, no host synchronisation; measured faster there). CPU: ``"dense"`` while
+    ``n L < 22 (L + 300)``, the measured crossover (module constants): e.g. up to 73 pixels for 128
+    lines, 28 for 1,024, 22 for many; a 3-D volume's lines are many, so its cutoff is lower than a
     2-D image's of the same width.
     """
     if device.type != "cpu":

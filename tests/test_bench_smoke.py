@@ -101,8 +101,8 @@ def test_grad_norms_bad_options_name_the_option(tmp_path, args, message):
 
 def test_distance_quick_writes_json_csv_and_errors(tmp_path):
     pytest.importorskip("scipy.ndimage")
-    stdout = _run("distance.py", tmp_path, "--shapes", "2d-256", "--impls", "stableloss:auto,stableloss:torch,scipy:2xedt",
-                  "--repeats", "1", "--warmup", "0")
+    stdout = _run("distance.py", tmp_path, "--kinds", "signed", "--shapes", "2d-256",
+                  "--impls", "stableloss:auto,stableloss:torch,scipy:2xedt", "--repeats", "1", "--warmup", "0")
     data = json.loads((tmp_path / "distance.json").read_text())
     rows = {row["impl"]: row for row in data["rows"]}
     assert set(rows) == {"stableloss:auto", "stableloss:torch", "scipy:2xedt"}
@@ -111,6 +111,31 @@ def test_distance_quick_writes_json_csv_and_errors(tmp_path):
     header = (tmp_path / "distance.csv").read_text().splitlines()[0]
     assert {"shape", "impl", "ms", "x_scipy", "max_err"} <= set(header.split(","))
     assert "stableloss:torch" in stdout and "x_scipy" in stdout
+
+
+def test_distance_surface_rows_time_hd95_beside_monai_with_its_error(tmp_path):
+    pytest.importorskip("scipy.spatial")
+    pytest.importorskip("monai")
+    stdout = _run("distance.py", tmp_path, "--kinds", "surface", "--shapes", "2d-256,3d-96", "--repeats", "1",
+                  "--warmup", "0")
+    rows = json.loads((tmp_path / "distance.json").read_text())["rows"]
+    assert {(r["shape"], r["impl"]) for r in rows} == {
+        (shape, impl) for shape in ("2x1x64x64", "1x1x24x24x24")
+        for impl in ("stableloss:auto", "stableloss:torch", "monai:hd95")}
+    for row in rows:
+        assert row["kind"] == "surface" and row["ms"] > 0 and row["max_err"] < 1e-3, row
+        assert (row["x_monai"] == 1) == (row["impl"] == "monai:hd95")
+    assert "target (HD95 <= 1.0x MONAI)" in stdout
+
+
+def test_edt_cutoff_quick_times_both_algorithms_and_names_the_faster(tmp_path):
+    stdout = _run("edt_cutoff.py", tmp_path, "--repeats", "1")
+    rows = json.loads((tmp_path / "edt_cutoff.json").read_text())["rows"]
+    assert len(rows) == 2
+    for row in rows:
+        assert row["dense_ms"] > 0 and row["envelope_ms"] > 0 and row["default"] in ("dense", "envelope")
+        assert row["faster"] == ("dense" if row["dense_ms"] < row["envelope_ms"] else "envelope")
+    assert "the default picks the faster algorithm at" in stdout
 
 
 def _evidence(out: Path, *args: str) -> subprocess.CompletedProcess:

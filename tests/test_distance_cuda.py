@@ -47,7 +47,7 @@ def test_cuda_both_algorithms_match_scipy(algorithm):
 
 @requires_cuda
 def test_cuda_signed_map_makes_no_host_sync():
-    # "dense" (the CUDA default for lines up to 1024) has no data-dependent control flow, and the
+    # "dense" (the CUDA default for lines up to 2048) has no data-dependent control flow, and the
     # no-surface policy is a torch.where: with validate_args=False nothing waits for the GPU.
     mask = _masks((4, 1, 128, 128)).cuda()
     torch.cuda.synchronize()
@@ -76,3 +76,22 @@ def test_cuda_surface_metrics_match_cpu():
     for key, value in cpu.items():
         assert gpu[key].device.type == "cuda"
         torch.testing.assert_close(gpu[key].cpu(), value, rtol=1e-5, atol=1e-4)
+
+
+@requires_cuda
+def test_cuda_surface_metrics_make_no_host_sync():
+    # CUDA tensors take the batched torch route: surfaces, one transform of the batch, a sort per row;
+    # nothing reads a value back to the host (validate_args=False skips the binary check's read).
+    gen = torch.Generator().manual_seed(3)
+    pred = (torch.rand(2, 2, 150, 40, generator=gen) < 0.3).cuda()
+    target = (torch.rand(2, 2, 150, 40, generator=gen) < 0.3).cuda()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        out = stableloss.surface_metrics(pred, target, spacing=(0.8, 1.2), percentile=95.0, validate_args=False)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert out["hausdorff"].device.type == "cuda"
+    torch.testing.assert_close(out["hausdorff"].cpu(), stableloss.hausdorff_distance(pred.cpu(), target.cpu(),
+                                                                                        spacing=(0.8, 1.2)),
+                               rtol=1e-5, atol=1e-4)

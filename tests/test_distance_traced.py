@@ -60,8 +60,9 @@ def test_default_algorithm_follows_the_measured_cpu_crossover():
         assert _edt.default_algorithm(cpu, longest, lines) == "dense"
         assert _edt.default_algorithm(cpu, longest + 1, lines) == "envelope"
     assert _edt.dense_max_length(cpu, 10**6) < _edt.dense_max_length(cpu, 128)  # many lines: dense pays less
-    assert _edt.default_algorithm(torch.device("cuda"), 1024, 10**6) == "dense"
-    assert _edt.default_algorithm(torch.device("cuda"), 1025, 1) == "envelope"
+    cuda = torch.device("cuda")  # a device object only: no GPU needed
+    longest = _edt.dense_max_length(cuda, 1)
+    assert _edt.default_algorithm(cuda, longest, 10**6) == "dense" and _edt.default_algorithm(cuda, longest + 1, 1) == "envelope"
 
 
 @pytest.mark.parametrize("device", DEVICES)
