@@ -296,8 +296,10 @@ def _envelope_stacks_numpy(f: np.ndarray, c: float) -> tuple[np.ndarray, np.ndar
     """The CPU form of :func:`_lower_envelope`'s stack building, the same float32 arithmetic in NumPy.
 
     On the CPU the per-position steps are bound by the cost of each operation call, which NumPy keeps
-    several times lower than torch; and a step's pops work only on the lines that popped at the
-    previous round (a line that keeps its top parabola cannot pop again in this step).
+    several times lower than torch. A step's pops work only on the lines that popped at the previous
+    round (a line that keeps its top parabola cannot pop again in this step), and a position where
+    every line has a parabola (a row of seeds in every image: the common case) updates the stack
+    tops as whole vectors instead of gathering the active lines.
 
     Returns:
         ``(v, z, top)``: the apexes and boundaries ``(n + 1, L)``, and each line's top index
@@ -306,39 +308,50 @@ def _envelope_stacks_numpy(f: np.ndarray, c: float) -> tuple[np.ndarray, np.ndar
     n, num_lines = f.shape
     v = np.zeros((n + 1, num_lines), dtype=np.int32)
     z = np.full((n + 1, num_lines), np.inf, dtype=np.float32)
+    v_flat, z_flat = v.reshape(-1), z.reshape(-1)  # entry (j, line) at j * L + line
     k = np.full(num_lines, -1, dtype=np.int64)  # top of each stack; -1 before its first parabola
     v_top = np.zeros(num_lines, dtype=np.float32)
     z_top = np.full(num_lines, np.inf, dtype=np.float32)
     f_top = np.zeros(num_lines, dtype=np.float32)
     finite = np.isfinite(f)
+    counts = finite.sum(axis=1)
+    every = np.arange(num_lines)
     two_c, half = np.float32(2 * c), np.float32(0.5)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        for q in np.flatnonzero(finite.any(axis=1)):
-            active = np.flatnonzero(finite[q])
+        for q in np.flatnonzero(counts):
             f_q, q32 = f[q], np.float32(q)
+            full = counts[q] == num_lines
+            active = every if full else np.flatnonzero(finite[q])
             lines = active[k[active] >= 0]  # lines with a parabola that q may undercut
             while lines.size:
-                s = (f_q[lines] - f_top[lines]) / ((q32 - v_top[lines]) * two_c) + (v_top[lines] + q32) * half
+                apex = v_top[lines]
+                s = (f_q[lines] - f_top[lines]) / ((q32 - apex) * two_c) + (apex + q32) * half
                 lines = lines[s <= z_top[lines]]
                 if not lines.size:
                     break
-                k[lines] -= 1  # never below 0: nothing undercuts z[0] = -inf
-                below = k[lines]
-                previous = v[below, lines]
+                below = k[lines] - 1  # never below 0: nothing undercuts z[0] = -inf
+                k[lines] = below
+                previous = v_flat[below * num_lines + lines]
                 v_top[lines] = previous
-                z_top[lines] = z[below, lines]
+                z_top[lines] = z_flat[below * num_lines + lines]
                 f_top[lines] = f[previous, lines]
-            started = k[active] >= 0
-            s = np.full(active.size, -np.inf, dtype=np.float32)
-            grown = active[started]
-            s[started] = ((f_q[grown] - f_top[grown]) / ((q32 - v_top[grown]) * two_c)
-                          + (v_top[grown] + q32) * half)
-            k[active] += 1
-            v[k[active], active] = q
-            z[k[active], active] = s
-            v_top[active] = q32
-            z_top[active] = s
-            f_top[active] = f_q[active]
+            if full:
+                s = (f_q - f_top) / ((q32 - v_top) * two_c) + (v_top + q32) * half
+                s[k < 0] = -np.inf
+                k += 1
+                slots = k * num_lines + every
+                v_top[:], z_top[:], f_top[:] = q32, s, f_q
+            else:
+                started = k[active] >= 0
+                s = np.full(active.size, -np.inf, dtype=np.float32)
+                grown = active[started]
+                s[started] = ((f_q[grown] - f_top[grown]) / ((q32 - v_top[grown]) * two_c)
+                              + (v_top[grown] + q32) * half)
+                k[active] += 1
+                slots = k[active] * num_lines + active
+                v_top[active], z_top[active], f_top[active] = q32, s, f_q[active]
+            v_flat[slots] = q
+            z_flat[slots] = s
     return v, z, k
 
 
