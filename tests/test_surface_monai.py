@@ -122,12 +122,15 @@ def test_surface_metrics_equal_the_single_metrics(route_name, pair):
     torch.testing.assert_close(out["nsd"], nsd)
 
 
-def test_per_channel_tolerance():
-    target = torch.zeros(1, 2, 10, 10)
+@pytest.mark.parametrize("route_name", ROUTES)
+def test_per_channel_tolerance(route_name):
+    target = torch.zeros(2, 2, 10, 10)
     target[:, :, 3:7, 3:7] = 1
     pred = torch.roll(target, 2, dims=3)
-    got = stableloss.normalized_surface_dice(pred, target, [1.0, 2.0])
-    assert got[0, 0] < 1 and got[0, 1] == 1
+    pred[1] = torch.roll(target[1], 1, dims=2)  # the second image: one pixel off, within both tolerances
+    with route(route_name) as kw:
+        got = stableloss.normalized_surface_dice(pred, target, [1.0, 2.0], **kw)
+    assert got[0, 0] < 1 and got[0, 1] == 1 and bool((got[1] == 1).all())
     want = _monai(metrics.compute_surface_dice, pred, target, [1.0, 2.0])
     torch.testing.assert_close(got, want)
 
