@@ -17,7 +17,8 @@ difference to ``dice`` (seeds as pairs) with its 95 % Student-t interval; HD95 a
 run; and the outcome of the pre-declared rule that chooses ``BoundaryAwareLoss``'s default
 (:mod:`liver.default_rule`), with the exact command and the machine.
 
-Resumable: a run whose ``summary.json`` exists is not run again; a run that was interrupted
+``--report-only`` runs nothing and tabulates the runs of the plan already finished (a comparison
+made by several commands). Resumable: a run whose ``summary.json`` exists is not run again; a run that was interrupted
 continues from its ``last.pt`` (``--resume``). A run folder made with other trainer options is
 refused rather than mixed. The seed also draws the phantom and the folds, so every loss meets the
 same data at a given seed.
@@ -73,6 +74,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                    help=f"regimes (default: {' '.join(DEFAULT_REGIMES)}; choices: "
                    + "; ".join(f"{k}: {shlex.join(v) or 'no extra options'}" for k, v in REGIMES.items()) + ")")
     p.add_argument("--out-dir", type=Path, default=Path("runs/compare"), help="(default: %(default)s)")
+    p.add_argument("--report-only", action="store_true",
+                   help="run nothing: tabulate the runs of the plan already finished in OUT_DIR (e.g. a comparison "
+                   "made by several commands, over regimes and losses that no one command ran together)")
     args = p.parse_args(argv[:split])
     trainer = argv[split + 1:]
     for option in trainer:
@@ -117,8 +121,12 @@ def trainer_command(loss: str, seed: int, run_dir: Path, trainer: list[str]) -> 
             "--out-dir", str(run_dir), *trainer]
 
 
-def run_one(loss: str, seed: int, run_dir: Path, trainer: list[str]) -> tuple[str, dict[str, Any] | None]:
-    """Run (or resume, or skip) one training run: ``(what happened, its summary or None)``."""
+def run_one(loss: str, seed: int, run_dir: Path, trainer: list[str], *,
+            report_only: bool = False) -> tuple[str, dict[str, Any] | None]:
+    """Run (or resume, or skip) one training run: ``(what happened, its summary or None)``.
+
+    With ``report_only`` nothing runs: a finished run's summary, else ``("not run", None)``.
+    """
     summary_file, record = run_dir / "summary.json", run_dir / "runner.json"
     wanted = {"loss": loss, "seed": seed, "trainer_options": trainer}
     if run_dir.is_dir() and any(run_dir.iterdir()):
@@ -130,6 +138,8 @@ def run_one(loss: str, seed: int, run_dir: Path, trainer: list[str]) -> tuple[st
             summary = json.loads(summary_file.read_text())
             if not summary["status"].startswith("stopped after"):  # finished, or stopped by the guard: final
                 return "done before, skipped", summary
+    if report_only:
+        return "not run (--report-only)", None
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(record, json.dumps(wanted, indent=2))
     command = trainer_command(loss, seed, run_dir, trainer)
@@ -295,13 +305,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     plan = [(regime, loss, seed) for regime in args.regimes for seed in args.seeds for loss in args.losses]
     rows: list[dict[str, Any]] = []
     spent: list[float] = []
-    failed = 0
+    failed = missing = 0
     for k, (regime, loss, seed) in enumerate(plan, 1):
         t0 = time.time()
-        what, summary = run_one(loss, seed, run_folder(args.out_dir, regime, loss, seed), regime_options(regime, trainer))
+        what, summary = run_one(loss, seed, run_folder(args.out_dir, regime, loss, seed), regime_options(regime, trainer),
+                                report_only=args.report_only)
         line = f"[{k}/{len(plan)}] {regime}: {loss}, seed {seed}: {what}"
         if summary is None:
-            failed += 1
+            missing += args.report_only
+            failed += not args.report_only
         else:
             row = run_row(loss, seed, summary, regime)
             rows.append(row)
@@ -317,7 +329,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         info["finished_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         if rows:
             write_tables(args.out_dir, rows, args, trainer, command, info)
-    print(f"table: {args.out_dir / 'compare.md'} (and .csv, .json, .png)" + (f"; {failed} run(s) failed" if failed else ""))
+    print(f"table: {args.out_dir / 'compare.md'} (and .csv, .json, .png)" + (f"; {failed} run(s) failed" if failed else "")
+          + (f"; {missing} run(s) of the plan not run yet" if missing else ""))
     if failed:
         sys.exit(1)
     return [e for regime in args.regimes for e in aggregate(rows, args.losses, regime)]

@@ -134,6 +134,29 @@ def test_a_table_partly_done_resumes_across_regimes(tmp_path, capsys):
     assert "## Regime `default`" in markdown and "## Regime `hard-low-data`" in markdown
 
 
+def test_report_only_tabulates_runs_made_by_separate_commands_and_runs_nothing(tmp_path, capsys):
+    """Two commands ran different regimes and losses; --report-only puts them in one table, trains nothing,
+    and counts the plan's runs that are missing."""
+    trainer = ["--", *TRAINER, "--cache-dir", str(tmp_path / "cache")]
+    out_dir = ["--out-dir", str(tmp_path / "cmp")]
+    liver_compare.main(["--losses", "dice", "--seeds", "0", "--regimes", "default", *out_dir, *trainer])
+    liver_compare.main(["--losses", "boundary-loss", "--seeds", "0", "--regimes", "hard-low-data", *out_dir, *trainer])
+    capsys.readouterr()
+    table = liver_compare.main(["--losses", "dice", "boundary-loss", "--seeds", "0", "--regimes", "default",
+                                "hard-low-data", "--report-only", *out_dir, *trainer])
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(" | ")[0] for line in out[:4]] == [
+        "[1/4] default: dice, seed 0: done before, skipped",
+        "[2/4] default: boundary-loss, seed 0: not run (--report-only)",
+        "[3/4] hard-low-data: dice, seed 0: not run (--report-only)",
+        "[4/4] hard-low-data: boundary-loss, seed 0: done before, skipped"]
+    assert out[-1].endswith("; 2 run(s) of the plan not run yet")
+    assert not (tmp_path / "cmp" / "runs" / "boundary-loss-seed0").exists()
+    assert [(e["regime"], e["loss"], e["runs"]) for e in table] == [
+        ("default", "dice", 1), ("default", "boundary-loss", 0), ("hard-low-data", "dice", 0),
+        ("hard-low-data", "boundary-loss", 1)]
+
+
 def test_paired_interval_by_hand_and_against_scipy():
     stats = pytest.importorskip("scipy.stats")
     recipe = {0: 5.0, 1: 7.0, 2: 6.0, 3: 4.0, 9: 1.0}  # seed 9 has no reference: left out
