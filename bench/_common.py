@@ -358,6 +358,16 @@ def metadata(device: torch.device) -> dict:
     return info
 
 
+def timing_device(args) -> torch.device:
+    """Apply ``--threads`` and resolve ``--device`` for a timing script; ``--clock thread`` needs the CPU."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    if args.clock == "thread" and device.type == "cuda":
+        raise SystemExit("--clock thread measures CPU time; use the wall clock on CUDA")
+    return device
+
+
 def resolve_device(name: str | None) -> torch.device:
     """``--device`` value, defaulting to CUDA when present."""
     if name is None:

@@ -203,11 +203,7 @@ def surface_rows(fns: dict, shape, device: torch.device, args) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = C.resolve_device(args.device)
-    if args.clock == "thread" and device.type == "cuda":
-        raise SystemExit("--clock thread measures CPU time; use the wall clock on CUDA")
+    device = C.timing_device(args)
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     if not kinds or any(k not in KINDS for k in kinds):
         raise SystemExit(f"--kinds must be a comma list of {list(KINDS)}; received {args.kinds!r}")

@@ -70,11 +70,7 @@ def time_algorithm(seeds: torch.Tensor, spacing: list[float], algorithm: str, de
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = C.resolve_device(args.device)
-    if args.clock == "thread" and device.type == "cuda":
-        raise SystemExit("--clock thread measures CPU time; use the wall clock on CUDA")
+    device = C.timing_device(args)
     grid = QUICK if args.quick else GRID["cpu" if device.type == "cpu" else "cuda"]
     meta = C.metadata(device)
     meta.update(clock=args.clock, repeats=args.repeats)
