@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from liver.phantom import _ellipse, _smooth_field, write_volumes
+from liver.phantom import _ellipse, _smooth_field, torso_slice, write_volumes
 
 VERSION = 1
 PARTS = ("spleen", "kidneys", "heart", "stomach", "bowel")
@@ -145,19 +145,7 @@ def hard_phantom_case(seed: int, index: int, size: int = 128, slices: int = 48) 
              for _ in range(rng.integers(4, 9))]
     for k in range(slices):
         z = (k + 0.5) / slices
-        scale = 1.0 + 0.05 * np.sin(2 * np.pi * z)
-        a, b = body_a * scale, body_b * scale
-        body = _ellipse(x, y, 0, 0, a, b)
-        inner_fat = _ellipse(x, y, 0, 0, a - 0.07, b - 0.07)
-        inner = _ellipse(x, y, 0, 0, a - 0.11, b - 0.11)
-        sl = np.full((size, size), -1000.0)
-        sl[body] = -100.0
-        sl[inner_fat] = 45.0
-        sl[inner] = -20.0 + 40.0 * texture[inner]
-        spine_y = -b + 0.22
-        sl[_ellipse(x, y, 0, spine_y, 0.11, 0.1)] = 700.0
-        sl[_ellipse(x, y, 0, spine_y, 0.08, 0.07)] = 250.0
-        sl[_ellipse(x, y, -0.08, spine_y + 0.17, 0.05, 0.05)] = 160.0  # aorta
+        sl, inner, spine_y = torso_slice(x, y, z, body_a, body_b, texture, spinal_canal=False)
         painted = {}
         if 0.1 < z < 0.55:
             painted["kidneys"] = (_ellipse(x, y, -0.33, spine_y + 0.12, 0.09, 0.13)

@@ -37,6 +37,32 @@ def _smooth_field(rng: np.random.Generator, shape: tuple, cells: int = 6) -> np.
     return np.array([np.interp(idx, np.arange(cells), r) for r in rows])
 
 
+def torso_slice(x: np.ndarray, y: np.ndarray, z: float, body_a: float, body_b: float, texture: np.ndarray, *,
+                spinal_canal: bool = True) -> tuple[np.ndarray, np.ndarray, float]:
+    """One axial slice's body wall, fat, textured soft tissue, spine and aorta, in HU.
+
+    The body's half-axes ``body_a``, ``body_b`` breathe with ``z`` (in [0, 1], the slice's height) by 5 %.
+
+    Returns:
+        ``(hu, inner, spine_y)``: the slice, the mask inside the abdominal wall (where organs go) and
+        the spine's y coordinate.
+    """
+    scale = 1.0 + 0.05 * np.sin(2 * np.pi * z)
+    a, b = body_a * scale, body_b * scale
+    inner = _ellipse(x, y, 0, 0, a - 0.11, b - 0.11)
+    sl = np.full(x.shape, -1000.0)
+    sl[_ellipse(x, y, 0, 0, a, b)] = -100.0
+    sl[_ellipse(x, y, 0, 0, a - 0.07, b - 0.07)] = 45.0
+    sl[inner] = -20.0 + 40.0 * texture[inner]
+    spine_y = -b + 0.22
+    sl[_ellipse(x, y, 0, spine_y, 0.11, 0.1)] = 700.0
+    sl[_ellipse(x, y, 0, spine_y, 0.08, 0.07)] = 250.0
+    if spinal_canal:
+        sl[_ellipse(x, y, 0, spine_y - 0.13, 0.04, 0.04)] = 20.0
+    sl[_ellipse(x, y, -0.08, spine_y + 0.17, 0.05, 0.05)] = 160.0  # aorta
+    return sl, inner, spine_y
+
+
 def phantom_volume(seed: int, index: int, size: int = 128, slices: int = 48) -> tuple:
     """One phantom volume in RAS voxel order.
 
@@ -66,20 +92,7 @@ def phantom_volume(seed: int, index: int, size: int = 128, slices: int = 48) -> 
     hu_liver, hu_spleen, hu_kidney = rng.normal(60, 5), rng.normal(55, 5), rng.normal(90, 10)
     for k in range(slices):
         z = (k + 0.5) / slices
-        scale = 1.0 + 0.05 * np.sin(2 * np.pi * z)
-        a, b = body_a * scale, body_b * scale
-        body = _ellipse(x, y, 0, 0, a, b)
-        inner_fat = _ellipse(x, y, 0, 0, a - 0.07, b - 0.07)
-        inner = _ellipse(x, y, 0, 0, a - 0.11, b - 0.11)
-        sl = np.full((size, size), -1000.0)
-        sl[body] = -100.0
-        sl[inner_fat] = 45.0
-        sl[inner] = -20.0 + 40.0 * texture[inner]
-        spine_y = -b + 0.22
-        sl[_ellipse(x, y, 0, spine_y, 0.11, 0.1)] = 700.0
-        sl[_ellipse(x, y, 0, spine_y, 0.08, 0.07)] = 250.0
-        sl[_ellipse(x, y, 0, spine_y - 0.13, 0.04, 0.04)] = 20.0
-        sl[_ellipse(x, y, -0.08, spine_y + 0.17, 0.05, 0.05)] = 160.0  # aorta
+        sl, inner, spine_y = torso_slice(x, y, z, body_a, body_b, texture)
         if 0.1 < z < 0.55:
             for side in (-1, 1):
                 sl[_ellipse(x, y, side * 0.33, spine_y + 0.12, 0.09, 0.13)] = hu_kidney
