@@ -131,23 +131,7 @@ def _bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
 
 def _surface_np(mask: np.ndarray) -> np.ndarray:
     """:func:`surface_mask` of one ``(*S)`` NumPy mask."""
-    interior = mask.copy()
-    for axis in range(mask.ndim):
-        n = mask.shape[axis]
-        if n < 3:
-            return mask.copy()
-        inner = _narrow(interior, axis, 1, n - 1)
-        inner &= _narrow(mask, axis, 0, n - 2)
-        inner &= _narrow(mask, axis, 2, n)
-        _narrow(interior, axis, 0, 1)[...] = False
-        _narrow(interior, axis, n - 1, n)[...] = False
-    return mask & ~interior
-
-
-def _narrow(array: np.ndarray, axis: int, begin: int, end: int) -> np.ndarray:
-    index = [slice(None)] * array.ndim
-    index[axis] = slice(begin, end)
-    return array[tuple(index)]
+    return surface_mask(torch.from_numpy(mask)[None, None])[0, 0].numpy()
 
 
 def _surface_distances(edges_p: np.ndarray, edges_t: np.ndarray, spacing: Sequence[float],
