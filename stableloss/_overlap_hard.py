@@ -178,10 +178,11 @@ class HardSoftmaxOverlap(_HardOverlap):
             return _HardOverlap.differentiable_backward(ctx, grad, "softmax")
         input, target, valid, probs = ctx.saved_tensors
         g_tp, g_fp, g_fn = _HardOverlap.class_gradients(ctx, grad, probs)
-        g_fn_label = (target * g_fn).sum(dim=1, keepdim=True)  # g_FN of each pixel's label (0 where ignored)
-        # (v - t_k)(g_FP,k + g_FN,label) + t_k g_TP,k = v g_FP,k + g_FN,label + t_k (g_TP,k - g_FP,k - g_FN,k),
-        # as t_k g_FN,label = t_k g_FN,k and g_FN,label is 0 where v is
-        grad_probs = torch.add(g_fp if valid is None else valid * g_fp, g_fn_label).addcmul_(target, g_tp - g_fp - g_fn)
+        # dL/dp_k = (v - t_k)(g_FP,k + g_FN,label) + t_k g_TP,k = v g_FP,k + g_FN,label + t_k (g_TP,k - g_FP,k - g_FN,k),
+        # as t_k g_FN,label = t_k g_FN,k and g_FN,label (g_FN of the pixel's label) is 0 where v is. The
+        # softmax's backward, p_k (g_k - sum_j p_j g_j), cancels a term equal in every class of a pixel, so
+        # g_FN,label is left out: one full-size product, sum and sum fewer, the same gradient.
+        grad_probs = torch.addcmul(g_fp if valid is None else valid * g_fp, target, g_tp - g_fp - g_fn)
         grad_logits = torch.ops.aten._softmax_backward_data(grad_probs, probs, 1, probs.dtype)
         return grad_logits.to(input.dtype), None, None, None, None
 
