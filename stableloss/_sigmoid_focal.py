@@ -13,7 +13,8 @@ for each of a dozen operations; on a CPU those allocations cost more than the ar
 forward keeps the clamped logits, ``ce`` and ``u``, and the backward builds the derivative from them
 with :func:`~stableloss._focal_math.focal_term_derivative`. When the backward itself is
 differentiated (``create_graph=True``, ``torch.func``), it differentiates
-:func:`sigmoid_focal_reference` instead, so higher derivatives are exact.
+:func:`sigmoid_focal_reference` instead, so higher derivatives are exact. For a target of 0s and 1s
+on the CPU, :mod:`stableloss._sigmoid_focal_hard` computes the same terms with fewer and cheaper passes.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from torch import Tensor
 from stableloss._activation import saturate
 from stableloss._checks import is_compiling
 from stableloss._focal_math import focal_factor, focal_term_derivative, one_minus_pt
+from stableloss._sigmoid_focal_hard import HardSigmoidFocal, hard_label_sign
 
 
 def sigmoid_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
@@ -143,5 +145,9 @@ def sigmoid_focal_terms(
     Returns:
         The per-element loss in float32 (float64 for float64 logits).
     """
+    if not is_compiling():
+        sign = hard_label_sign(logits, target, weight)
+        if sign is not None:  # every label 0 or 1: the hard-label path (CPU, eager)
+            return HardSigmoidFocal.apply(logits, target, weight, gamma, reduced_threshold, sign)[0]
     function = _SigmoidFocal if is_compiling() else _SigmoidFocalForwardMode
     return function.apply(logits, target, weight, gamma, reduced_threshold)[0]

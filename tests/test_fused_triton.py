@@ -16,7 +16,7 @@ import torch
 
 pytest.importorskip("triton")
 
-from stableloss import _fused
+from stableloss import _fused, _sigmoid_focal
 
 if not _fused.triton_installed():
     pytest.skip("the fused path needs torch.library.custom_op (torch 2.4+)", allow_module_level=True)
@@ -61,10 +61,16 @@ def make_inputs(shape, *, dtype=torch.float32, scale=4.0, soft=False, valid=None
 
 
 def run(fn, logits, target, valid, *, fused, target_grad=False, **options):
-    """Sums, the gradient for the logits (and target) of a fixed random weighting of them."""
+    """Sums, the gradient for the logits (and target) of a fixed random weighting of them.
+
+    The eager run takes the general focal path, the formula the kernels are written from (the CPU's
+    hard-label focal path rounds differently; tests/test_focal_paths.py checks it against float64).
+    """
     x = logits.detach().clone().requires_grad_()
     t = target.detach().clone().requires_grad_(target_grad)
-    out = fn(x, t, valid, fused=fused, **options)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_sigmoid_focal, "hard_label_sign", lambda *args: None)
+        out = fn(x, t, valid, fused=fused, **options)
     weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     (out * weights.to(out)).sum().backward()
     return out.detach(), x.grad, t.grad
@@ -326,17 +332,21 @@ E2E_CASES, E2E_NAMES = _e2e_cases()
 
 
 def _loss_and_grad(call, logits, target, monkeypatch, setting):
-    """Loss and gradient with ``STABLELOSS_FUSED=setting``, checking which path ran."""
+    """Loss and gradient with ``STABLELOSS_FUSED=setting``, checking which path ran (the unfused run
+    takes the general focal path, the kernels' formula: see :func:`run`)."""
     from stableloss._fused import _launch
 
     launches = []
     forward = _launch.forward
     monkeypatch.setattr(_launch, "forward", lambda *args, **kw: launches.append(1) or forward(*args, **kw))
     monkeypatch.setenv(_fused.ENV_VAR, setting)
+    hard_label_sign = _sigmoid_focal.hard_label_sign
+    monkeypatch.setattr(_sigmoid_focal, "hard_label_sign", lambda *args: None)
     x = logits.detach().clone().requires_grad_()
     loss = call(x, target)
     loss.backward()
     monkeypatch.setattr(_launch, "forward", forward)
+    monkeypatch.setattr(_sigmoid_focal, "hard_label_sign", hard_label_sign)
     assert bool(launches) == (setting == "1")
     return loss.detach(), x.grad
 
