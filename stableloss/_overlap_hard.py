@@ -171,12 +171,14 @@ class HardSoftmaxOverlap(_HardOverlap):
 
     @staticmethod
     def forward(input: Tensor, target: Tensor, valid: Optional[Tensor], per_image: bool,  # type: ignore[override]
-                spare: Tensor) -> Tuple[Tensor, Tensor]:
+                spare: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
         dims = 2 if per_image else (0, 2)
         logits = clamp_if_needed(input)  # the shared clamp, skipped where it changes nothing; straight-through: see backward
         probs = torch.softmax(logits, dim=1)
         tp = batched_dot(probs, target, per_image)
-        others = torch.mul(probs, spare, out=spare)  # p (v - t): the wrong classes' probabilities
+        # p (v - t): the wrong classes' probabilities. Without a mask, p - p t in one pass: exact for a
+        # one-hot t (p - p = 0 and p - 0 = p); with one, into the spare v - t.
+        others = torch.addcmul(probs, probs, target, value=-1.0) if spare is None else torch.mul(probs, spare, out=spare)
         fp = others.sum(dim=dims)
         rest = others.sum(dim=1, keepdim=True)  # r: the mass off each pixel's label (0 where ignored)
         fn = batched_dot(target, rest, per_image)
@@ -201,5 +203,5 @@ class HardSoftmaxOverlap(_HardOverlap):
 
 def hard_softmax_sums(input: Tensor, target: Tensor, valid: Optional[Tensor], per_image: bool) -> Tensor:
     """``(3, C)`` or ``(3, N, C)`` sums for a one-hot ``(N, C, S)`` target (0 at ignored pixels)."""
-    spare = label_complement(target, valid)
+    spare = None if valid is None else label_complement(target, valid)
     return HardSoftmaxOverlap.apply(input, target, valid, per_image, spare)[0]
