@@ -62,7 +62,7 @@ class MarginSigmoidOverlap(HardSigmoidOverlap):
         fp = batched_dot(errors, spare, per_image)
         fn = batched_dot(errors, target, per_image)
         ground = target.sum(dim=2 if per_image else (0, 2))
-        pq = errors.mul_(torch.rsub(errors, 1.0))
+        pq = errors.mul_(torch.neg(errors, out=spare).add_(1.0))  # e (1 - e), 1 - e in the spare (no fresh buffer)
         return torch.stack([ground - fn, fp, fn]), pq
 
 
