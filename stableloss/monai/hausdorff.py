@@ -36,7 +36,8 @@ def hausdorff_dt_loss(input: Tensor, target: Tensor, *, alpha: float = 2.0, incl
     """MONAI's Hausdorff distance-transform loss (see :class:`HausdorffDTLoss`), as a function."""
     if isinstance(input, Tensor) and input.dim() not in (4, 5):
         raise ValueError(f"input must be 2-D (B, C, H, W) or 3-D (B, C, H, W, D); received shape {tuple(input.shape)}")
-    if isinstance(input, Tensor) and input.is_floating_point() and input.shape[1] > 1 and (sigmoid or softmax):
+    if (isinstance(input, Tensor) and input.is_floating_point() and input.shape[1] > 1 and other_act is None
+            and (sigmoid or softmax)):
         # The loss reads p only: a plain activation here, so that prepare forms no complement 1 - p
         # from the other classes' cumulative sums (it passes these probabilities through unchanged).
         logits = saturate(input)
