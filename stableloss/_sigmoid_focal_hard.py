@@ -94,11 +94,9 @@ class HardSigmoidFocal(torch.autograd.Function):
             return (None,) * 6
         input, target, weight, sign, ce, u = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: differentiate the general definition
-            from stableloss._sigmoid_focal import sigmoid_focal_reference
+            from stableloss._sigmoid_focal import _reference_backward
 
-            pullback = torch.func.vjp(lambda x: sigmoid_focal_reference(x, target, weight, ctx.gamma, ctx.threshold),
-                                      input)[1]
-            return pullback(grad)[0], None, None, None, None, None
+            return _reference_backward(ctx, grad, input, target, weight) + (None,)  # no gradient for the sign
         d_ce = focal_term_derivative(u, ce, ctx.gamma, ctx.threshold)
         if weight is not None:
             d_ce.mul_(weight)

@@ -30,7 +30,7 @@ class Prepared(NamedTuple):
     """
 
     probs: Tensor
-    complement: Tensor
+    complement: Optional[Tensor]  # None when prepared with with_complement=False
     target: Tensor
     mask: Optional[Tensor]
 
@@ -60,18 +60,25 @@ def check_input(input: object, *, min_dims: int = 3) -> Tensor:
     return input
 
 
-def activate(input: Tensor, *, sigmoid: bool, softmax: bool, other_act: Optional[Callable]) -> tuple[Tensor, Tensor]:
-    """``(p, 1 - p)`` in float32 after MONAI's activation (``softmax`` of one channel is skipped, with a warning)."""
+def activate(input: Tensor, *, sigmoid: bool, softmax: bool, other_act: Optional[Callable],
+             with_complement: bool = True) -> tuple[Tensor, Optional[Tensor]]:
+    """``(p, 1 - p)`` in float32 after MONAI's activation (``softmax`` of one channel is skipped, with a warning).
+
+    With ``with_complement=False`` the complement is ``None`` and the softmax a plain one (no
+    cumulative sums over the other classes), for a loss that reads ``p`` only.
+    """
     logits = saturate(input)
     if sigmoid:
-        return torch.sigmoid(logits), torch.sigmoid(-logits)
+        return torch.sigmoid(logits), (torch.sigmoid(-logits) if with_complement else None)
     if softmax:
         if input.shape[1] == 1:
             single_channel_warning("softmax=True")
-        else:
+        elif with_complement:
             return _softmax_with_complement(logits)
+        else:
+            return torch.softmax(logits, dim=1), None
     probs = logits if other_act is None else other_act(logits)
-    return probs, 1.0 - probs
+    return probs, (1.0 - probs if with_complement else None)
 
 
 def class_labels(target: Tensor, num_classes: int, ignore_index: Optional[int]) -> Tensor:
@@ -128,8 +135,11 @@ def prepare(
     softmax: bool = False,
     other_act: Optional[Callable] = None,
     ignore_index: Optional[int] = None,
+    with_complement: bool = True,
 ) -> Prepared:
     """Probabilities, complements, target and mask as MONAI's region losses see them.
+
+    ``with_complement=False``: no complements (``None``), for a loss that reads ``p`` only.
 
     Raises:
         TypeError: ``input`` or ``target`` is not a tensor, or ``input`` is not floating point.
@@ -139,7 +149,8 @@ def prepare(
     input = check_input(input)
     if not isinstance(target, Tensor):
         raise TypeError(f"target must be a torch.Tensor; received {type(target).__name__}")
-    probs, complement = activate(input, sigmoid=sigmoid, softmax=softmax, other_act=other_act)
+    probs, complement = activate(input, sigmoid=sigmoid, softmax=softmax, other_act=other_act,
+                                 with_complement=with_complement)
     dtype = probs.dtype
     num_classes = input.shape[1]
     flat_target = target
@@ -153,7 +164,8 @@ def prepare(
         if num_classes == 1:
             single_channel_warning("include_background=False")
         else:
-            probs, complement, flat_target = probs[:, 1:], complement[:, 1:], flat_target[:, 1:]
+            probs, flat_target = probs[:, 1:], flat_target[:, 1:]
+            complement = None if complement is None else complement[:, 1:]
     if flat_target.shape != probs.shape:
         raise ValueError(f"target must have the input's shape {tuple(probs.shape)} after to_onehot_y and "
                          f"include_background; received target shape {tuple(flat_target.shape)} "
@@ -161,7 +173,7 @@ def prepare(
     mask = ignore_mask(target, ignore_index, dtype)
     if mask is not None:
         probs = probs * mask
-        complement = complement * mask + (1.0 - mask)  # 1 - p m
+        complement = None if complement is None else complement * mask + (1.0 - mask)  # 1 - p m
         flat_target = flat_target * mask
     return Prepared(probs, complement, flat_target, mask)
 

@@ -39,15 +39,23 @@ def _sum(x: Tensor, axes: list[int]) -> Tensor:
     return x.sum(dim=axes, dtype=torch.promote_types(x.dtype, torch.float32))
 
 
+def _parts(prepared: Prepared) -> tuple[Tensor, Tensor, Tensor]:
+    """``p``, ``q`` and ``t`` of inputs prepared with their complements (as every region loss prepares them)."""
+    probs, complement, target, _ = prepared
+    if complement is None:
+        raise ValueError("the region counts need the complements: prepare(..., with_complement=True)")
+    return probs, complement, target
+
+
 def signed_error(prepared: Prepared) -> Tensor:
     """``d = p (1 - t) - q t``, equal to ``p - t`` and exact where ``t`` is 0 or 1."""
-    probs, complement, target, _ = prepared
+    probs, complement, target = _parts(prepared)
     return probs * (1.0 - target) - complement * target
 
 
 def counts(prepared: Prepared, axes: list[int], *, squared: bool = False, soft_label: bool = False) -> Counts:
     """``TP`` and ``E`` summed over ``axes`` for MONAI's ``squared_pred`` and ``soft_label`` options."""
-    probs, complement, target, _ = prepared
+    probs, complement, target = _parts(prepared)
     if squared:
         return Counts(_sum(probs * target, axes), _sum(signed_error(prepared).square(), axes))
     if soft_label:
@@ -61,7 +69,7 @@ def false_counts(prepared: Prepared, axes: list[int], *, soft_label: bool) -> tu
     With ``soft_label`` they are ``sum max(d, 0)`` and ``sum max(-d, 0)`` (MONAI's ``P - TP`` and
     ``G - TP`` with ``TP = sum min(p, t)``).
     """
-    probs, complement, target, _ = prepared
+    probs, complement, target = _parts(prepared)
     if soft_label:
         error = signed_error(prepared)
         return _sum(error.clamp_min(0.0), axes), _sum((-error).clamp_min(0.0), axes)

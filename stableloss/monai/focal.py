@@ -16,12 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stableloss import _checks, _sigmoid_focal
+from stableloss import _checks
 from stableloss._activation import compute_dtype, saturate
 from stableloss._focal_math import focal_factor, one_minus_pt
 from stableloss._overlap import _hard_path_applies
-from stableloss._overlap_hard import complement_if_hard
 from stableloss._sigmoid_focal import sigmoid_cross_entropy
+from stableloss._sigmoid_focal_hard import HardSigmoidFocal, hard_label_sign
 from stableloss.monai._options import Weight, check_common, check_weight
 from stableloss.monai._prepare import check_input, class_labels, ignore_mask, one_hot_target, single_channel_warning
 
@@ -49,10 +49,11 @@ def hard_sigmoid_focal_terms(logits: Tensor, target: Tensor, gamma: float, alpha
     """:func:`sigmoid_focal_terms` for a target of 0s and 1s through the core's focal function, or ``None``.
 
     For a hard label MONAI's factor ``sigmoid(-x (2t - 1))^gamma`` is ``(1 - p_t)^gamma``, the core's
-    (:mod:`stableloss._sigmoid_focal`: a hand-written backward, a few passes); for a soft label the two
+    (:mod:`stableloss._sigmoid_focal_hard`: a hand-written backward, a few passes); for a soft label the two
     differ, and so does autograd's route. CPU and eager only (the hardness check reads the target).
     """
-    if not _hard_path_applies(logits, target) or complement_if_hard(target, None) is None:
+    sign = hard_label_sign(logits, target, None)
+    if sign is None:
         return None
     weight = None
     if alpha is not None:
@@ -61,7 +62,7 @@ def hard_sigmoid_focal_terms(logits: Tensor, target: Tensor, gamma: float, alpha
             weight = torch.mul(target, 2.0 * alpha - 1.0).add_(1.0 - alpha)  # t alpha + (1 - t)(1 - alpha)
         else:
             weight = torch.where(target == 1, alpha.view([-1] + [1] * (target.dim() - 2)), 1.0)
-    return _sigmoid_focal.sigmoid_focal_terms(logits, target, gamma=gamma, reduced_threshold=None, weight=weight)
+    return HardSigmoidFocal.apply(logits, target, weight, gamma, None, sign)[0]
 
 
 def softmax_focal_terms(logits: Tensor, target: Tensor, gamma: float, alpha: Optional[Tensor]) -> Tensor:

@@ -8,7 +8,6 @@ import torch
 from torch import Tensor, nn
 
 from stableloss import _checks
-from stableloss._activation import saturate
 from stableloss.distance import distance_transform_edt
 from stableloss.monai._options import check_common
 from stableloss.monai._prepare import check_activation_options, prepare, reduce_axes, reduce_monai
@@ -36,14 +35,9 @@ def hausdorff_dt_loss(input: Tensor, target: Tensor, *, alpha: float = 2.0, incl
     """MONAI's Hausdorff distance-transform loss (see :class:`HausdorffDTLoss`), as a function."""
     if isinstance(input, Tensor) and input.dim() not in (4, 5):
         raise ValueError(f"input must be 2-D (B, C, H, W) or 3-D (B, C, H, W, D); received shape {tuple(input.shape)}")
-    if (isinstance(input, Tensor) and input.is_floating_point() and input.shape[1] > 1 and other_act is None
-            and (sigmoid or softmax)):
-        # The loss reads p only: a plain activation here, so that prepare forms no complement 1 - p
-        # from the other classes' cumulative sums (it passes these probabilities through unchanged).
-        logits = saturate(input)
-        input, sigmoid, softmax = (torch.sigmoid(logits) if sigmoid else torch.softmax(logits, dim=1)), False, False
     probs, _, flat_target, _ = prepare(input, target, include_background=include_background, to_onehot_y=to_onehot_y,
-                                       sigmoid=sigmoid, softmax=softmax, other_act=other_act)
+                                       sigmoid=sigmoid, softmax=softmax, other_act=other_act,
+                                       with_complement=False)  # the loss reads p only: a plain softmax
     distance = distance_field(probs).pow(alpha) + distance_field(flat_target).pow(alpha)
     loss = ((probs - flat_target).square() * distance).mean(dim=reduce_axes(input.dim(), batch), keepdim=True)
     return reduce_monai(loss.flatten(start_dim=1), reduction, input.dim())  # (B, C') or (1, C') with batch
